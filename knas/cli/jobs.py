@@ -1,0 +1,72 @@
+"""`knas jobs ...` and `knas db ...`: read and manage the store."""
+from __future__ import annotations
+
+import click
+
+from knas.settings import get_settings
+
+from .common import open_store, print_json, user_errors
+from .render import console, job_details, jobs_table, ranking_table
+
+
+@click.group()
+def jobs() -> None:
+    """List and inspect jobs in the store."""
+
+
+@jobs.command("list")
+@click.option("--status", default=None, help="only jobs in this state")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def list_(status: str | None, limit: int, as_json: bool) -> None:
+    from models.queries import job_summary, list_jobs
+
+    store = open_store()
+    with store.session() as session:
+        rows, total = list_jobs(session, status=status, limit=limit)
+        summaries = [job_summary(session, job) for job in rows]
+    if as_json:
+        print_json({"data": summaries, "count": total})
+    elif not summaries:
+        console.print("no jobs yet: run `knas search` to start one")
+    else:
+        console.print(jobs_table(summaries))
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--candidates", "n", type=int, default=0, help="also list the first N ranked candidates")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def show(job_id: str, n: int, as_json: bool) -> None:
+    from models.queries import find_job, job_summary, ranked_candidates
+
+    store = open_store()
+    with store.session() as session:
+        job = find_job(session, job_id)
+        if job is None:
+            raise click.ClickException(f"no job {job_id!r}; `knas jobs list` shows the ids")
+        summary = job_summary(session, job)
+        ranked = ranked_candidates(session, job.id, limit=n) if n else []
+    if as_json:
+        print_json({**summary, "candidates": ranked} if n else summary)
+        return
+    job_details(summary)
+    if ranked:
+        console.print(ranking_table(ranked, title=f"first {n} candidates"))
+
+
+@click.group()
+def db() -> None:
+    """Manage the store's schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply all migrations to the configured database."""
+    from models import upgrade as run_upgrade
+
+    url = get_settings().effective_database_url
+    run_upgrade(url)
+    console.print(f"database at {url.split('@')[-1]} is up to date")

@@ -1,0 +1,55 @@
+"""Entry point of the `knas` command."""
+from __future__ import annotations
+
+import click
+
+from .jobs import db, jobs
+from .search import score, search
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="knas")
+def cli() -> None:
+    """knas: training-free neural architecture search with the KNAS gradient kernel."""
+
+
+@cli.command()
+def spaces() -> None:
+    """List search spaces."""
+    from scorer.spaces import SPACES
+
+    for name in SPACES.names():
+        space = SPACES.get(name)
+        click.echo(f"{name:10s} {space.size:>6d} archs  {space.description}  e.g. {space.example}")
+
+
+@cli.command()
+def proxies() -> None:
+    """List zero-cost proxies."""
+    from scorer.proxies import PROXIES
+
+    for name in PROXIES.names():
+        click.echo(f"{name:12s} {PROXIES.get(name).description}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List datasets."""
+    from scorer.data import DATASETS
+
+    for name in DATASETS.names():
+        info = DATASETS.get(name).info
+        where = "embedded" if info.embedded else "needs KNAS_DATA_DIR"
+        click.echo(f"{name:16s} {info.num_classes:>4d} classes {str(info.in_shape):14s} {where}: {info.description}")
+
+
+for command in (search, score, jobs, db):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="knas")
+
+
+if __name__ == "__main__":
+    main()

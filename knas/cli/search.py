@@ -1,0 +1,125 @@
+"""`knas search` and `knas score`: run work in this process on the embedded store."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from knas.jobspec import JobSpec
+from knas.settings import get_settings
+
+from .common import open_store, print_json, user_errors
+from .render import console, job_details
+
+
+def spec_options(fn):
+    """The job options shared by `knas search` (and later `knas submit`)."""
+    options = [
+        click.option("--space", default="nats-tss", show_default=True, help="search space"),
+        click.option("--dataset", default="digits", show_default=True, help="dataset to probe and train on"),
+        click.option("--candidates", "n", type=int, default=100, show_default=True, help="random candidates"),
+        click.option("--all", "all_archs", is_flag=True, help="score every arch of the space"),
+        click.option("--arch", "archs", multiple=True, help="score these archs (repeatable) instead of sampling"),
+        click.option("--proxy", default="mgm", show_default=True, help="zero-cost proxy (see `knas proxies`)"),
+        click.option("--probe", "probe", type=int, default=64, show_default=True, help="probe batch size"),
+        click.option("--top-k", "top_k", type=int, default=5, show_default=True),
+        click.option("--final", type=click.Choice(["train", "benchmark", "none"]), default="train",
+                     show_default=True, help="what picks the winner among the top-k"),
+        click.option("--epochs", type=int, default=12, show_default=True, help="epochs when --final train"),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--priority", type=int, default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority) -> JobSpec:
+    if archs:
+        candidates: dict[str, Any] = {"strategy": "list", "archs": list(archs)}
+    elif all_archs:
+        candidates = {"strategy": "all"}
+    else:
+        candidates = {"strategy": "random", "n": n}
+    final_stage: dict[str, Any] = {"mode": final}
+    if final == "train":
+        final_stage["epochs"] = epochs
+    return JobSpec.model_validate({
+        "space": space, "dataset": dataset, "candidates": candidates,
+        "proxy": {"name": proxy, "batch_size": probe}, "seed": seed, "top_k": top_k,
+        "final": final_stage, "priority": priority,
+    })
+
+
+@click.command()
+@spec_options
+@click.option("--json", "as_json", is_flag=True, help="print the finished job as JSON")
+@user_errors
+def search(as_json: bool, **options) -> None:
+    """Run a whole search in this process: score candidates, rank, train the top-k."""
+    from models import Job
+    from models.queries import job_summary
+    from worker.pipeline import create_job, run_job
+    from worker.runtime import Runtime
+
+    settings = get_settings()
+    spec = build_spec(**options)
+    store = open_store()
+    job_id = create_job(store, spec)
+    runtime = Runtime.from_settings(settings, worker_name="local")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=as_json, transient=False) as bars:
+        scoring = bars.add_task(f"scoring ({spec.proxy.name})", total=spec.candidate_count)
+        training = bars.add_task(f"final stage ({spec.final.mode})", total=spec.top_k, visible=spec.top_k > 0)
+
+        def on_progress(event: str, data: dict[str, Any]) -> None:
+            if event == "scored":
+                bars.advance(scoring)
+            elif event == "trained":
+                bars.advance(training)
+            elif event == "epoch":
+                bars.update(training, description=f"training {data['epoch']}/{spec.final.epochs} epochs, "
+                                                  f"valid acc {data['valid_acc']:.1f}%")
+
+        status = run_job(store, runtime, job_id, settings.chunk_size, on_progress)
+    with store.session() as session:
+        summary = job_summary(session, session.get(Job, job_id))
+    if as_json:
+        print_json(summary)
+    else:
+        job_details(summary)
+    if status != "succeeded":
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--space", default="nats-tss", show_default=True)
+@click.option("--arch", required=True, help="arch string of the space")
+@click.option("--dataset", default="synthetic", show_default=True)
+@click.option("--proxy", "proxies", multiple=True, default=["mgm"], show_default=True, help="repeatable")
+@click.option("--probe", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def score(space: str, arch: str, dataset: str, proxies: tuple[str, ...], probe: int, seed: int, as_json: bool) -> None:
+    """Score one arch with one or more proxies."""
+    import scorer
+
+    settings = get_settings()
+    space_obj = scorer.get_space(space)
+    arch = space_obj.validate(arch)
+    inputs, targets = scorer.probe_batch(dataset, probe, seed, data_dir=settings.data_dir)
+    info = scorer.get_dataset(dataset).info
+    device = settings.resolved_device()
+    out = {"space": space_obj.name, "arch": arch, "index": space_obj.index(arch), "dataset": dataset, "scores": {}}
+    for name in proxies:
+        result = scorer.score_arch(space_obj, arch, name, inputs, targets, scorer.candidate_seed(seed, arch),
+                                   info.num_classes, device)
+        out["scores"][name] = {"score": result.score, "seconds": round(result.seconds, 4), "params": result.params}
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"{out['space']} #{out['index']} {arch}")
+    for name, entry in out["scores"].items():
+        console.print(f"  {name}: {entry['score']:.6g}  ({entry['seconds']} s, {entry['params']} params)")

@@ -1,0 +1,56 @@
+"""The one place settings come from (environment variables prefixed KNAS_).
+
+Entry points call `get_settings()` and pass values down; nothing else reads
+the environment. With no database or broker URL set, knas runs embedded:
+SQLite under KNAS_HOME and an in-process queue.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KNAS_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.knas"), description="where the embedded store lives")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite under home")
+    broker_url: str | None = Field(default=None, description="Celery broker; default: in-process queue")
+    data_dir: Path | None = Field(default=None, description="datasets (CIFAR, ImageNet16, ...)")
+    benchmark_dir: Path | None = Field(default=None, description="NATS-Bench files for benchmark mode")
+    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    chunk_size: int = Field(default=25, ge=1, description="candidates per scoring task")
+    max_candidates: int = Field(default=50_000, ge=1, description="largest candidate set a job may ask for")
+    max_probe_batch: int = Field(default=1024, ge=1)
+    max_epochs: int = Field(default=200, ge=1)
+    server: str = Field(default="http://127.0.0.1:8000", description="server URL for client commands")
+
+    @field_validator("home", "data_dir", "benchmark_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'knas.db'}"
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch  # only workers resolve devices; the API never calls this
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

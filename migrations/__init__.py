@@ -1,0 +1,1 @@
+"""Alembic migrations: the only way the store's schema changes (`knas db upgrade`)."""

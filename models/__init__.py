@@ -1,0 +1,19 @@
+"""The results store: SQLAlchemy 2 ORM classes and the session factory."""
+from .base import Base, new_id, utcnow
+from .db import Store, make_engine, upgrade
+from .tables import (
+    ACTIVE_STATES,
+    CANDIDATE_STATES,
+    FINAL_STATES,
+    JOB_STATES,
+    TRAINING_STATES,
+    Candidate,
+    Job,
+    Training,
+    Worker,
+)
+
+__all__ = [
+    "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "TRAINING_STATES",
+    "Base", "Candidate", "Job", "Store", "Training", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
+]

@@ -1,0 +1,33 @@
+"""knas scorer: search spaces, datasets, zero-cost proxies and the top-k trainer.
+
+Pure PyTorch; knows nothing of HTTP, Celery or the database. Names are
+resolved lazily so `import scorer.spaces` (what the API uses) stays torch-free.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"  # recorded with every stored score
+
+_EXPORTS = {
+    "get_space": "scorer.spaces",
+    "list_spaces": "scorer.spaces",
+    "InvalidArchError": "scorer.spaces",
+    "get_proxy": "scorer.proxies",
+    "list_proxies": "scorer.proxies",
+    "get_dataset": "scorer.data",
+    "list_datasets": "scorer.data",
+    "probe_batch": "scorer.data",
+    "candidate_seed": "scorer.seeding",
+    "score_arch": "scorer.scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'scorer' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,406 @@
+"""The job steps as plain functions over the store.
+
+queued -> scoring -> ranking -> training -> succeeded | failed | cancelled.
+Every step re-reads state, skips work already done and moves a job on with
+a conditional UPDATE, so steps may run in any process, be redelivered, or
+race each other without losing or duplicating anything. The Celery tasks
+and the in-process runner call these functions unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import and_, exists, func, select, update
+
+import scorer
+from knas.jobspec import JobSpec, TrainStage
+from models import ACTIVE_STATES, Candidate, Job, Store, Training, utcnow
+
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+
+class SpecError(ValueError):
+    """A job spec that names something this installation does not have."""
+
+
+def _noop(_event: str, _data: dict[str, Any]) -> None:
+    return None
+
+
+# ---------------------------------------------------------------- state changes
+
+def _transition(session, job_id: str, from_states: Iterable[str], to_state: str, *conditions, **values) -> bool:
+    """Move a job between states atomically; False if another step got there first."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(tuple(from_states)), *conditions)
+        .values(status=to_state, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def _mark_stage(session, job_id: str, stage: str, edge: str) -> None:
+    """Record a stage's start or finish time (only the step that won the transition calls this)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    timings = dict(job.timings or {})
+    entry = dict(timings.get(stage, {}))
+    now = utcnow()
+    entry[edge] = now.isoformat()
+    if edge == "finished" and "started" in entry:
+        entry["seconds"] = round((now - _parse(entry["started"])).total_seconds(), 3)
+    timings[stage] = entry
+    job.timings = timings
+
+
+def _parse(iso: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso)
+
+
+def job_status(store: Store, job_id: str) -> str | None:
+    with store.session() as session:
+        return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def cancel_job(store: Store, job_id: str) -> bool:
+    with store.session() as session:
+        done = _transition(session, job_id, ACTIVE_STATES, "cancelled", finished_at=utcnow())
+        if done:
+            _close_open_stages(session, job_id)
+        return done
+
+
+def fail_job(store: Store, job_id: str, reason: str) -> bool:
+    with store.session() as session:
+        done = _transition(session, job_id, ACTIVE_STATES, "failed", finished_at=utcnow(), error=reason[:4000])
+        if done:
+            _close_open_stages(session, job_id)
+        return done
+
+
+def _close_open_stages(session, job_id: str) -> None:
+    job = session.get(Job, job_id, populate_existing=True)
+    for stage, entry in (job.timings or {}).items():
+        if "finished" not in entry:
+            _mark_stage(session, job_id, stage, "finished")
+
+
+# ---------------------------------------------------------------- create
+
+def create_job(store: Store, spec: JobSpec, owner: str | None = None) -> str:
+    """Write the job and all its candidates (once each) in one transaction."""
+    _check_installed(spec)
+    space = scorer.get_space(spec.space)
+    archs = spec.resolve_archs()
+    with store.session() as session:
+        job = Job(
+            owner=owner,
+            status="queued",
+            priority=spec.priority,
+            spec=spec.model_dump(mode="json"),
+            space=spec.space,
+            dataset=spec.dataset,
+            proxy=scorer.get_proxy(spec.proxy.name).name,
+            n_candidates=len(archs),
+            top_k=spec.top_k,
+            timings={},
+        )
+        session.add(job)
+        session.flush()
+        rows = [
+            {"job_id": job.id, "arch": arch, "arch_index": space.index(arch),
+             "seed": scorer.candidate_seed(spec.seed, arch), "status": "pending"}
+            for arch in archs
+        ]
+        for start in range(0, len(rows), 5000):
+            session.execute(Candidate.__table__.insert(), rows[start : start + 5000])
+        return job.id
+
+
+def _check_installed(spec: JobSpec) -> None:
+    from scorer.registry import UnknownNameError
+
+    for getter, name in ((scorer.get_proxy, spec.proxy.name), (scorer.get_dataset, spec.dataset)):
+        try:
+            getter(name)
+        except UnknownNameError as error:
+            raise SpecError(str(error)) from None
+    if spec.final.mode == "benchmark" and spec.dataset not in ("cifar10", "cifar100", "imagenet16-120"):
+        raise SpecError(f"benchmark mode looks up cifar10, cifar100 or imagenet16-120, not {spec.dataset!r}")
+
+
+# ---------------------------------------------------------------- scoring
+
+def start_job(store: Store, job_id: str, chunk_size: int = 25) -> list[list[int]]:
+    """queued -> scoring; return the pending candidates in chunks (also on redelivery)."""
+    with store.session() as session:
+        if _transition(session, job_id, ["queued"], "scoring", started_at=utcnow()):
+            _mark_stage(session, job_id, "scoring", "started")
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        if status != "scoring":
+            return []
+        ids = session.scalars(
+            select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "pending").order_by(Candidate.id)
+        ).all()
+    return [list(ids[i : i + chunk_size]) for i in range(0, len(ids), chunk_size)]
+
+
+def score_chunk(
+    store: Store, runtime: Runtime, job_id: str, candidate_ids: list[int], on_progress: ProgressFn = _noop
+) -> dict[str, int]:
+    """Score the chunk's pending candidates, storing each score as soon as it exists."""
+    report = {"scored": 0, "skipped": 0, "failed": 0, "cancelled": 0}
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "scoring":
+            report["cancelled"] = 1
+            return report
+        spec = JobSpec.model_validate(job.spec)
+    try:
+        inputs, targets = runtime.probe(spec)
+        num_classes = runtime.dataset_info(spec.dataset).num_classes
+    except Exception as error:  # the whole job cannot be scored: say why and stop it
+        fail_job(store, job_id, f"cannot load probe batch of {spec.dataset!r}: {error}")
+        raise
+    proxy = scorer.get_proxy(spec.proxy.name)
+    for candidate_id in candidate_ids:
+        with store.session() as session:
+            if session.scalar(select(Job.status).where(Job.id == job_id)) != "scoring":
+                report["cancelled"] = 1
+                break
+            cand = session.get(Candidate, candidate_id)
+            if cand is None or cand.job_id != job_id or cand.status != "pending":
+                report["skipped"] += 1
+                continue
+            arch, seed = cand.arch, cand.seed
+        values: dict[str, Any]
+        try:
+            result = scorer.score_arch(spec.space, arch, proxy, inputs, targets, seed, num_classes, runtime.device)
+            values = dict(status="scored", score=result.score, scores={proxy.name: result.score},
+                          params=result.params, proxy_seconds=result.seconds)
+            report["scored"] += 1
+        except (FloatingPointError, RuntimeError) as error:
+            log.warning("candidate %s (%s) failed: %s", candidate_id, arch, error)
+            values = dict(status="failed", error=str(error)[:2000])
+            report["failed"] += 1
+        with store.session() as session:
+            session.execute(
+                update(Candidate)
+                .where(Candidate.id == candidate_id, Candidate.status == "pending")
+                .values(scorer_version=scorer.__version__, worker=runtime.worker_name, scored_at=utcnow(), **values)
+            )
+        on_progress("scored", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **values})
+    finish_scoring(store, job_id)
+    return report
+
+
+def finish_scoring(store: Store, job_id: str) -> bool:
+    """scoring -> ranking exactly once: when no candidate is pending any more."""
+    pending = exists().where(Candidate.job_id == job_id, Candidate.status == "pending")
+    with store.session() as session:
+        moved = _transition(session, job_id, ["scoring"], "ranking", ~pending)
+        if moved:
+            _mark_stage(session, job_id, "scoring", "finished")
+        return moved
+
+
+# ---------------------------------------------------------------- ranking
+
+def rank(store: Store, job_id: str) -> list[int]:
+    """Write ranks (best score first) and hand the top-k to the final stage.
+
+    Returns the candidate ids still to train (also when redelivered mid-training).
+    """
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return []
+        if job.status == "training":
+            return _untrained(session, job_id)
+        if job.status != "ranking":
+            return []
+        spec = JobSpec.model_validate(job.spec)
+        scored = session.execute(
+            select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "scored")
+            .order_by(Candidate.score.desc(), Candidate.arch_index)
+        ).scalars().all()
+        for position, candidate_id in enumerate(scored, start=1):
+            session.execute(update(Candidate).where(Candidate.id == candidate_id).values(rank=position))
+        top = list(scored[: spec.top_k])
+        if not scored:
+            _transition(session, job_id, ["ranking"], "failed", finished_at=utcnow(),
+                        error="every candidate failed to score; see the candidates' errors")
+            return []
+        if spec.final.mode == "none" or not top:
+            if _transition(session, job_id, ["ranking"], "succeeded", finished_at=utcnow()):
+                session.flush()
+                job = session.get(Job, job_id, populate_existing=True)
+                job.result = _result(session, job, selected_by="score")
+            return []
+        existing = set(session.scalars(select(Training.candidate_id).where(Training.job_id == job_id)))
+        for candidate_id in top:
+            if candidate_id not in existing:
+                session.add(Training(job_id=job_id, candidate_id=candidate_id, mode=spec.final.mode, status="pending"))
+        if _transition(session, job_id, ["ranking"], "training"):
+            _mark_stage(session, job_id, "training", "started")
+        return top
+
+
+def _untrained(session, job_id: str) -> list[int]:
+    return list(session.scalars(
+        select(Training.candidate_id).where(Training.job_id == job_id, Training.status.in_(("pending", "running")))
+        .order_by(Training.candidate_id)
+    ))
+
+
+# ---------------------------------------------------------------- final stage
+
+def train_candidate(
+    store: Store, runtime: Runtime, job_id: str, candidate_id: int, on_progress: ProgressFn = _noop
+) -> str:
+    """Train (or look up) one top-k candidate, recording metrics per epoch. Returns its final status."""
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        training = session.scalar(select(Training).where(Training.candidate_id == candidate_id))
+        if job is None or training is None or job.status != "training" or training.status in ("done", "failed"):
+            return training.status if training is not None else "missing"
+        training.status, training.started_at, training.worker = "running", utcnow(), runtime.worker_name
+        training.attempts += 1
+        training.epochs = []
+        spec = JobSpec.model_validate(job.spec)
+        cand = session.get(Candidate, candidate_id)
+        arch, seed, training_id = cand.arch, cand.seed, training.id
+    start = time.perf_counter()
+    try:
+        if isinstance(spec.final, TrainStage):
+            outcome = _train(store, runtime, spec, job_id, training_id, arch, seed, on_progress)
+        else:
+            outcome = _lookup(runtime, spec, arch)
+    except Exception as error:
+        log.exception("training candidate %s failed", candidate_id)
+        outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:2000]}
+    outcome.setdefault("status", "done")
+    with store.session() as session:
+        session.execute(
+            update(Training).where(Training.id == training_id, Training.status == "running")
+            .values(seconds=time.perf_counter() - start, finished_at=utcnow(), **outcome)
+        )
+    on_progress("trained", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **outcome})
+    finalise(store, job_id)
+    return outcome["status"]
+
+
+def _train(store, runtime, spec, job_id, training_id, arch, seed, on_progress) -> dict[str, Any]:
+    from scorer.scoring import build_candidate
+    from scorer.train import TrainConfig, train_network
+
+    info = runtime.dataset_info(spec.dataset)
+    net = build_candidate(spec.space, arch, seed, info.num_classes, info.in_shape)
+    config = TrainConfig(epochs=spec.final.epochs, batch_size=spec.final.batch_size or info.batch_size, lr=spec.final.lr,
+                         seed=seed % (2**31), device=runtime.device)
+
+    def on_epoch(metrics) -> bool:
+        with store.session() as session:
+            training = session.get(Training, training_id)
+            training.epochs = [*training.epochs, metrics.to_dict()]
+            still_on = session.scalar(select(Job.status).where(Job.id == job_id)) == "training"
+        on_progress("epoch", {"job_id": job_id, "arch": arch, **metrics.to_dict()})
+        return still_on
+
+    result = train_network(
+        net, runtime.split(spec.dataset, "train"), runtime.split(spec.dataset, "valid"),
+        runtime.split(spec.dataset, "test"), config, on_epoch=on_epoch, augment=info.augment,
+    )
+    if result.stopped_early:
+        return {"status": "failed", "error": "stopped: the job is no longer training"}
+    return {"valid_acc": result.valid_acc, "test_acc": result.test_acc}
+
+
+def _lookup(runtime: Runtime, spec: JobSpec, arch: str) -> dict[str, Any]:
+    from scorer.benchmark import lookup
+
+    record = lookup(spec.space, arch, spec.dataset, runtime.benchmark_dir, hp=spec.final.hp)
+    return {"valid_acc": record.valid_acc, "test_acc": record.test_acc, "epochs": [record.to_dict()]}
+
+
+def finalise(store: Store, job_id: str) -> bool:
+    """training -> succeeded (or failed) exactly once, when no training is left open."""
+    open_trainings = exists().where(Training.job_id == job_id, Training.status.in_(("pending", "running")))
+    with store.session() as session:
+        if not _transition(session, job_id, ["training"], "succeeded", ~open_trainings, finished_at=utcnow()):
+            return False
+        _mark_stage(session, job_id, "training", "finished")
+        session.flush()
+        job = session.get(Job, job_id, populate_existing=True)
+        done = session.scalar(select(func.count()).select_from(Training).where(
+            and_(Training.job_id == job_id, Training.status == "done")))
+        if not done:
+            job.status, job.error = "failed", "every top-k candidate failed in the final stage; see their errors"
+        job.result = _result(session, job, selected_by="valid_acc")
+        return True
+
+
+def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
+    """The job's outcome: the winner, the top-k and the compute spent."""
+    rows = session.execute(
+        select(Candidate, Training).outerjoin(Training, Training.candidate_id == Candidate.id)
+        .where(Candidate.job_id == job.id, Candidate.rank.is_not(None), Candidate.rank <= max(job.top_k, 1))
+        .order_by(Candidate.rank)
+    ).all()
+    top = [_candidate_summary(c, t) for c, t in rows]
+    if selected_by == "valid_acc":
+        trained = [entry for entry in top if entry.get("valid_acc") is not None]
+        winner = max(trained, key=lambda e: (e["valid_acc"], -e["rank"])) if trained else None
+    else:
+        winner = top[0] if top else None
+    scoring_seconds = session.scalar(select(func.coalesce(func.sum(Candidate.proxy_seconds), 0.0))
+                                     .where(Candidate.job_id == job.id))
+    training_seconds = session.scalar(select(func.coalesce(func.sum(Training.seconds), 0.0))
+                                      .where(Training.job_id == job.id))
+    return {
+        "winner": winner,
+        "selected_by": selected_by,
+        "top_k": top,
+        "compute_seconds": {"scoring": round(scoring_seconds, 3), "training": round(training_seconds, 3)},
+        "scorer_version": scorer.__version__,
+    }
+
+
+def _candidate_summary(cand: Candidate, training: Training | None) -> dict[str, Any]:
+    entry = {"candidate_id": cand.id, "rank": cand.rank, "arch": cand.arch, "arch_index": cand.arch_index,
+             "score": cand.score, "params": cand.params}
+    if training is not None:
+        entry.update(valid_acc=training.valid_acc, test_acc=training.test_acc, training_status=training.status)
+    return entry
+
+
+# ---------------------------------------------------------------- in-process runner
+
+def run_job(store: Store, runtime: Runtime, job_id: str, chunk_size: int = 25,
+            on_progress: ProgressFn = _noop) -> str:
+    """Run every step of a job in this process (the embedded default). Returns the final status."""
+    try:
+        chunks = start_job(store, job_id, chunk_size)
+        on_progress("stage", {"job_id": job_id, "stage": "scoring"})
+        for chunk in chunks:
+            score_chunk(store, runtime, job_id, chunk, on_progress)
+        finish_scoring(store, job_id)
+        on_progress("stage", {"job_id": job_id, "stage": "ranking"})
+        for candidate_id in rank(store, job_id):
+            on_progress("stage", {"job_id": job_id, "stage": "training", "candidate_id": candidate_id})
+            train_candidate(store, runtime, job_id, candidate_id, on_progress)
+    except KeyboardInterrupt:
+        cancel_job(store, job_id)
+        raise
+    except Exception as error:
+        fail_job(store, job_id, f"{type(error).__name__}: {error}")
+        raise
+    return job_status(store, job_id) or "missing"
