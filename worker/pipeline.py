@@ -311,9 +311,8 @@ def _train(store, runtime, spec, job_id, training_id, arch, seed, on_progress) -
         with store.session() as session:
             training = session.get(Training, training_id)
             training.epochs = [*training.epochs, metrics.to_dict()]
-            still_on = session.scalar(select(Job.status).where(Job.id == job_id)) == "training"
         on_progress("epoch", {"job_id": job_id, "arch": arch, **metrics.to_dict()})
-        return still_on
+        return job_status(store, job_id) == "training"  # a cancelled job stops after this epoch
 
     result = train_network(
         net, runtime.split(spec.dataset, "train"), runtime.split(spec.dataset, "valid"),

@@ -51,4 +51,4 @@ def synflow(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
     with batchnorm_off(net):
         flow = net(ones).sum()
     grads = torch.autograd.grad(flow, weights, allow_unused=True)
-    return float(sum(((w * g).abs().sum() for w, g in zip(weights, grads) if g is not None), 0.0))
+    return float(sum(((w.detach() * g).abs().sum() for w, g in zip(weights, grads) if g is not None), 0.0))

@@ -1,0 +1,73 @@
+"""Shared fixtures: a fresh embedded store per test, a CPU runtime, the shared data folder."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("KNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Helpers in tests/scorer (reference loops, benchmark-file writer) are importable from every test.
+sys.path.insert(0, str(REPO / "tests" / "scorer"))
+
+
+def require_shared(relative: str) -> Path:
+    """A path under ../shared/data; missing is a skip locally and a failure in CI."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: shared data {path} is missing (set KNAS_SHARED_DATA)")
+        pytest.skip(f"no shared data at {path} (set KNAS_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'knas.db'}"
+
+
+@pytest.fixture
+def store(sqlite_url: str):
+    from models import Store
+
+    s = Store(sqlite_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def runtime():
+    from worker.runtime import Runtime
+
+    return Runtime(data_dir=None, benchmark_dir=None, device="cpu", worker_name="test")
+
+
+def _register_tiny_dataset() -> None:
+    """A test-only dataset plug-in: 3×8×8 images, 64/32/32 samples, so training steps take milliseconds."""
+    import torch
+
+    from scorer.data import DATASETS
+    from scorer.data.base import DatasetInfo
+
+    class Tiny:
+        info = DatasetInfo(name="tiny", num_classes=4, in_shape=(3, 8, 8), description="test-only",
+                           embedded=True, batch_size=32)
+        sizes = {"train": 64, "valid": 32, "test": 32}
+
+        def load(self, split, data_dir):
+            g = torch.Generator().manual_seed({"train": 1, "valid": 2, "test": 3}[split])
+            y = torch.randint(0, 4, (self.sizes[split],), generator=g)
+            x = torch.randn(len(y), 3, 8, 8, generator=g) + y.view(-1, 1, 1, 1).float()
+            return x, y
+
+        def check(self, data_dir):
+            return None
+
+    if "tiny" not in DATASETS:
+        DATASETS.add("tiny", Tiny())
+
+
+_register_tiny_dataset()

@@ -1,0 +1,196 @@
+"""The pipeline steps over a real (SQLite) store: once-only storage, exact transitions, redelivery."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from knas.jobspec import JobSpec
+from models import Candidate, Job, Training
+from models.queries import progress
+from worker import pipeline
+from worker.pipeline import SpecError
+
+TINY = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 6},
+        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 3, "top_k": 2,
+        "final": {"mode": "train", "epochs": 1}}
+
+
+def spec(**changes) -> JobSpec:
+    return JobSpec.model_validate({**TINY, **changes})
+
+
+def scores(store, job_id) -> dict[str, float]:
+    with store.session() as s:
+        return dict(s.execute(select(Candidate.arch, Candidate.score).where(Candidate.job_id == job_id)).all())
+
+
+def test_whole_job_runs_to_succeeded_with_a_winner_from_the_top_k(store, runtime):
+    events = []
+    job_id = pipeline.create_job(store, spec())
+    status = pipeline.run_job(store, runtime, job_id, chunk_size=4, on_progress=lambda e, d: events.append(e))
+    assert status == "succeeded"
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        counts = progress(s, job_id)
+        ranks = s.scalars(select(Candidate.rank).where(Candidate.job_id == job_id).order_by(Candidate.rank)).all()
+        trainings = s.scalars(select(Training).where(Training.job_id == job_id)).all()
+        trained_ranks = {t.candidate.rank for t in trainings}
+    assert counts["scored"] == 6 and counts["pending"] == 0 and counts["trained"] == 2
+    assert ranks == [1, 2, 3, 4, 5, 6]
+    assert trained_ranks == {1, 2}
+    assert all(len(t.epochs) == 1 and t.valid_acc is not None and t.test_acc is not None for t in trainings)
+    winner = job.result["winner"]
+    assert winner["valid_acc"] == max(t.valid_acc for t in trainings)
+    assert set(job.timings) == {"scoring", "training"} and job.timings["scoring"]["seconds"] >= 0
+    assert job.result["compute_seconds"]["scoring"] > 0 and job.result["compute_seconds"]["training"] > 0
+    assert events.count("scored") == 6 and events.count("trained") == 2 and "epoch" in events
+
+
+def test_ranks_follow_scores(store, runtime):
+    job_id = pipeline.create_job(store, spec(final={"mode": "none"}))
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    with store.session() as s:
+        rows = s.execute(select(Candidate.rank, Candidate.score).where(Candidate.job_id == job_id)
+                         .order_by(Candidate.rank)).all()
+        result = s.get(Job, job_id).result
+    ordered = [score for _, score in rows]
+    assert ordered == sorted(ordered, reverse=True)
+    assert result["selected_by"] == "score" and result["winner"]["rank"] == 1
+
+
+def test_scores_do_not_depend_on_order_or_chunking(store, runtime):
+    a = pipeline.create_job(store, spec(final={"mode": "none"}))
+    b = pipeline.create_job(store, spec(final={"mode": "none"}))
+    pipeline.run_job(store, runtime, a, chunk_size=6)
+    chunks = pipeline.start_job(store, b, chunk_size=1)
+    for chunk in reversed(chunks):
+        pipeline.score_chunk(store, runtime, b, chunk)
+    assert scores(store, a) == pytest.approx(scores(store, b), rel=1e-6)
+
+
+def test_redelivered_chunk_stores_nothing_twice(store, runtime):
+    job_id = pipeline.create_job(store, spec(final={"mode": "none"}))
+    (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
+    first = pipeline.score_chunk(store, runtime, job_id, chunk[:3])
+    before = scores(store, job_id)
+    again = pipeline.score_chunk(store, runtime, job_id, chunk)  # redelivery of an overlapping chunk
+    assert first["scored"] == 3 and again["scored"] == 3 and again["skipped"] == 3
+    after = scores(store, job_id)
+    assert all(after[arch] == value for arch, value in before.items() if value is not None)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Candidate).where(Candidate.job_id == job_id)) == 6
+    # start_job on redelivery returns nothing left to score, and the job moved on exactly once
+    assert pipeline.start_job(store, job_id) == []
+    assert pipeline.job_status(store, job_id) == "ranking"
+    assert pipeline.finish_scoring(store, job_id) is False
+
+
+def test_scoring_to_ranking_waits_for_the_last_candidate(store, runtime):
+    job_id = pipeline.create_job(store, spec())
+    (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
+    pipeline.score_chunk(store, runtime, job_id, chunk[:5])
+    assert pipeline.job_status(store, job_id) == "scoring"
+    pipeline.score_chunk(store, runtime, job_id, chunk[5:])
+    assert pipeline.job_status(store, job_id) == "ranking"
+
+
+def test_rank_is_idempotent_and_creates_trainings_once(store, runtime):
+    job_id = pipeline.create_job(store, spec())
+    for chunk in pipeline.start_job(store, job_id):
+        pipeline.score_chunk(store, runtime, job_id, chunk)
+    first = pipeline.rank(store, job_id)
+    second = pipeline.rank(store, job_id)  # redelivered: returns the same untrained candidates
+    assert len(first) == 2 and sorted(first) == sorted(second)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Training).where(Training.job_id == job_id)) == 2
+
+
+def test_cancel_stops_scoring_between_candidates(store, runtime):
+    job_id = pipeline.create_job(store, spec())
+    (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
+    pipeline.score_chunk(store, runtime, job_id, chunk[:2])
+    assert pipeline.cancel_job(store, job_id)
+    report = pipeline.score_chunk(store, runtime, job_id, chunk[2:])
+    assert report["scored"] == 0 and report["cancelled"] == 1
+    assert pipeline.job_status(store, job_id) == "cancelled"
+    assert pipeline.cancel_job(store, job_id) is False  # no state goes backwards or repeats
+    assert pipeline.rank(store, job_id) == []
+
+
+def test_cancel_during_training_stops_after_the_current_epoch(store, runtime):
+    job_id = pipeline.create_job(store, spec(final={"mode": "train", "epochs": 5}))
+    for chunk in pipeline.start_job(store, job_id):
+        pipeline.score_chunk(store, runtime, job_id, chunk)
+    top = pipeline.rank(store, job_id)
+
+    def cancel_after_first_epoch(event, data):
+        if event == "epoch":
+            pipeline.cancel_job(store, job_id)
+
+    status = pipeline.train_candidate(store, runtime, job_id, top[0], on_progress=cancel_after_first_epoch)
+    assert status == "failed"
+    with store.session() as s:
+        training = s.scalar(select(Training).where(Training.candidate_id == top[0]))
+        assert len(training.epochs) == 1
+        assert s.get(Job, job_id).status == "cancelled"
+
+
+def test_missing_dataset_fails_the_job_with_the_reason(store, tmp_path):
+    from worker.runtime import Runtime
+
+    job_id = pipeline.create_job(store, spec(dataset="cifar10"))
+    runtime = Runtime(data_dir=tmp_path / "no-data", device="cpu")
+    with pytest.raises(FileNotFoundError):
+        pipeline.run_job(store, runtime, job_id)
+    with store.session() as s:
+        job = s.get(Job, job_id)
+    assert job.status == "failed" and "cifar10" in job.error and str(tmp_path / "no-data") in job.error
+
+
+def test_unknown_names_are_spec_errors(store):
+    with pytest.raises(SpecError, match="unknown proxy 'nope'"):
+        pipeline.create_job(store, spec(proxy={"name": "nope"}))
+    with pytest.raises(SpecError, match="unknown dataset 'mnist'"):
+        pipeline.create_job(store, spec(dataset="mnist"))
+    with pytest.raises(SpecError, match="benchmark mode"):
+        pipeline.create_job(store, spec(final={"mode": "benchmark"}))
+
+
+def test_benchmark_mode_looks_up_the_top_k(store, tmp_path):
+    from nats_fixture import write_tss_benchmark
+    from scorer.spaces import get_space
+    from worker.runtime import Runtime
+
+    space = get_space("nats-tss")
+    archs = [space.arch(i) for i in (0, 1, 2, 3)]
+    records = {a: {"cifar10": {"valid": 80.0 + i, "test": 85.0 + i}} for i, a in enumerate(archs)}
+    bench_dir = write_tss_benchmark(tmp_path / "bench", records)
+    # Probing cifar10 needs its files; score on a tiny fake CIFAR set written in the real format.
+    data_dir = tmp_path / "data"
+    write_fake_cifar10(data_dir)
+    runtime = Runtime(data_dir=data_dir, benchmark_dir=bench_dir, device="cpu")
+    job_id = pipeline.create_job(store, spec(dataset="cifar10", candidates={"strategy": "list", "archs": archs},
+                                            top_k=3, final={"mode": "benchmark"}))
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    with store.session() as s:
+        job = s.get(Job, job_id)
+    top = job.result["top_k"]
+    assert len(top) == 3
+    for entry in top:
+        i = archs.index(entry["arch"])
+        assert entry["valid_acc"] == 80.0 + i and entry["test_acc"] == 85.0 + i
+    assert job.result["winner"]["valid_acc"] == max(e["valid_acc"] for e in top)
+
+
+def write_fake_cifar10(root) -> None:
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, 20))}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
