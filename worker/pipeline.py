@@ -18,123 +18,19 @@ import scorer
 from knas.jobspec import JobSpec, TrainStage
 from models import ACTIVE_STATES, Candidate, Job, Store, Training, utcnow
 
+from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
 from .runtime import Runtime
+
+__all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
+           "rank", "run_job", "score_chunk", "start_job", "train_candidate"]
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 
 
-class SpecError(ValueError):
-    """A job spec that names something this installation does not have."""
-
-
 def _noop(_event: str, _data: dict[str, Any]) -> None:
     return None
-
-
-# ---------------------------------------------------------------- state changes
-
-def _transition(session, job_id: str, from_states: Iterable[str], to_state: str, *conditions, **values) -> bool:
-    """Move a job between states atomically; False if another step got there first."""
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(tuple(from_states)), *conditions)
-        .values(status=to_state, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount == 1
-
-
-def _mark_stage(session, job_id: str, stage: str, edge: str) -> None:
-    """Record a stage's start or finish time (only the step that won the transition calls this)."""
-    job = session.get(Job, job_id, populate_existing=True)
-    timings = dict(job.timings or {})
-    entry = dict(timings.get(stage, {}))
-    now = utcnow()
-    entry[edge] = now.isoformat()
-    if edge == "finished" and "started" in entry:
-        entry["seconds"] = round((now - _parse(entry["started"])).total_seconds(), 3)
-    timings[stage] = entry
-    job.timings = timings
-
-
-def _parse(iso: str):
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso)
-
-
-def job_status(store: Store, job_id: str) -> str | None:
-    with store.session() as session:
-        return session.scalar(select(Job.status).where(Job.id == job_id))
-
-
-def cancel_job(store: Store, job_id: str) -> bool:
-    with store.session() as session:
-        done = _transition(session, job_id, ACTIVE_STATES, "cancelled", finished_at=utcnow())
-        if done:
-            _close_open_stages(session, job_id)
-        return done
-
-
-def fail_job(store: Store, job_id: str, reason: str) -> bool:
-    with store.session() as session:
-        done = _transition(session, job_id, ACTIVE_STATES, "failed", finished_at=utcnow(), error=reason[:4000])
-        if done:
-            _close_open_stages(session, job_id)
-        return done
-
-
-def _close_open_stages(session, job_id: str) -> None:
-    job = session.get(Job, job_id, populate_existing=True)
-    for stage, entry in (job.timings or {}).items():
-        if "finished" not in entry:
-            _mark_stage(session, job_id, stage, "finished")
-
-
-# ---------------------------------------------------------------- create
-
-def create_job(store: Store, spec: JobSpec, owner: str | None = None) -> str:
-    """Write the job and all its candidates (once each) in one transaction."""
-    _check_installed(spec)
-    space = scorer.get_space(spec.space)
-    archs = spec.resolve_archs()
-    with store.session() as session:
-        job = Job(
-            owner=owner,
-            status="queued",
-            priority=spec.priority,
-            spec=spec.model_dump(mode="json"),
-            space=spec.space,
-            dataset=spec.dataset,
-            proxy=scorer.get_proxy(spec.proxy.name).name,
-            n_candidates=len(archs),
-            top_k=spec.top_k,
-            timings={},
-        )
-        session.add(job)
-        session.flush()
-        rows = [
-            {"job_id": job.id, "arch": arch, "arch_index": space.index(arch),
-             "seed": scorer.candidate_seed(spec.seed, arch), "status": "pending"}
-            for arch in archs
-        ]
-        for start in range(0, len(rows), 5000):
-            session.execute(Candidate.__table__.insert(), rows[start : start + 5000])
-        return job.id
-
-
-def _check_installed(spec: JobSpec) -> None:
-    from scorer.registry import UnknownNameError
-
-    for getter, name in ((scorer.get_proxy, spec.proxy.name), (scorer.get_dataset, spec.dataset)):
-        try:
-            getter(name)
-        except UnknownNameError as error:
-            raise SpecError(str(error)) from None
-    if spec.final.mode == "benchmark" and spec.dataset not in ("cifar10", "cifar100", "imagenet16-120"):
-        raise SpecError(f"benchmark mode looks up cifar10, cifar100 or imagenet16-120, not {spec.dataset!r}")
 
 
 # ---------------------------------------------------------------- scoring

@@ -1,0 +1,124 @@
+"""Creating jobs and moving them between states: torch-free, so the API can use it too.
+
+Every state change is a conditional UPDATE (`_transition`): whichever process
+gets there first wins, the others see False and do nothing.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+from sqlalchemy import select, update
+
+from knas.jobspec import JobSpec
+from models import ACTIVE_STATES, Candidate, Job, Store, utcnow
+from scorer import catalog
+from scorer.seeding import candidate_seed
+from scorer.spaces import get_space
+
+
+class SpecError(ValueError):
+    """A job spec that names something this installation does not have."""
+
+
+def _transition(session, job_id: str, from_states: Iterable[str], to_state: str, *conditions, **values) -> bool:
+    """Move a job between states atomically; False if another step got there first."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(tuple(from_states)), *conditions)
+        .values(status=to_state, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def _mark_stage(session, job_id: str, stage: str, edge: str) -> None:
+    """Record a stage's start or finish time (only the step that won the transition calls this)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    timings = dict(job.timings or {})
+    entry = dict(timings.get(stage, {}))
+    now = utcnow()
+    entry[edge] = now.isoformat()
+    if edge == "finished" and "started" in entry:
+        entry["seconds"] = round((now - datetime.fromisoformat(entry["started"])).total_seconds(), 3)
+    timings[stage] = entry
+    job.timings = timings
+
+
+def _close_open_stages(session, job_id: str) -> None:
+    job = session.get(Job, job_id, populate_existing=True)
+    for stage, entry in (job.timings or {}).items():
+        if "finished" not in entry:
+            _mark_stage(session, job_id, stage, "finished")
+
+
+def job_status(store: Store, job_id: str) -> str | None:
+    with store.session() as session:
+        return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def cancel_job(store: Store, job_id: str) -> bool:
+    with store.session() as session:
+        done = _transition(session, job_id, ACTIVE_STATES, "cancelled", finished_at=utcnow())
+        if done:
+            _close_open_stages(session, job_id)
+        return done
+
+
+def fail_job(store: Store, job_id: str, reason: str) -> bool:
+    with store.session() as session:
+        done = _transition(session, job_id, ACTIVE_STATES, "failed", finished_at=utcnow(), error=reason[:4000])
+        if done:
+            _close_open_stages(session, job_id)
+        return done
+
+
+def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path | None = None,
+               check_files: bool = False) -> JobSpec:
+    """Names must exist here; with `check_files`, the dataset/benchmark files must be on this server.
+
+    Returns the spec with the proxy and dataset names made canonical.
+    """
+    try:
+        proxy = catalog.proxy_name(spec.proxy.name)
+        dataset = catalog.dataset_entry(spec.dataset)
+    except ValueError as error:
+        raise SpecError(str(error)) from None
+    if spec.final.mode == "benchmark":
+        if dataset.name not in catalog.BENCHMARK_DATASETS:
+            raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, not {dataset.name!r}")
+        if check_files:
+            from scorer.benchmark import BenchmarkNotFoundError, find_benchmark
+
+            try:
+                find_benchmark(spec.space, benchmark_dir)
+            except (BenchmarkNotFoundError, ValueError) as error:
+                raise SpecError(f"final.mode=benchmark: {error}") from None
+    if check_files and not dataset.present(data_dir):
+        where = f"under {data_dir}" if data_dir else "(KNAS_DATA_DIR is not set on the server)"
+        raise SpecError(f"dataset {dataset.name!r} is not present on this server {where}")
+    return spec.model_copy(update={"dataset": dataset.name, "proxy": spec.proxy.model_copy(update={"name": proxy})})
+
+
+def create_job(store: Store, spec: JobSpec, owner: str | None = None) -> str:
+    """Write the job and all its candidates (once each) in one transaction."""
+    spec = check_spec(spec)
+    space = get_space(spec.space)
+    archs = spec.resolve_archs()
+    with store.session() as session:
+        job = Job(
+            owner=owner, status="queued", priority=spec.priority, spec=spec.model_dump(mode="json"),
+            space=spec.space, dataset=spec.dataset, proxy=spec.proxy.name,
+            n_candidates=len(archs), top_k=spec.top_k, timings={},
+        )
+        session.add(job)
+        session.flush()
+        rows = [
+            {"job_id": job.id, "arch": arch, "arch_index": space.index(arch),
+             "seed": candidate_seed(spec.seed, arch), "status": "pending"}
+            for arch in archs
+        ]
+        for start in range(0, len(rows), 5000):
+            session.execute(Candidate.__table__.insert(), rows[start : start + 5000])
+        return job.id
