@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     max_candidates: int = Field(default=50_000, ge=1, description="largest candidate set a job may ask for")
     max_probe_batch: int = Field(default=1024, ge=1)
     max_epochs: int = Field(default=200, ge=1)
+    visibility_timeout: int = Field(default=3600, ge=10, description="seconds before an unacked task is redelivered")
+    lease_seconds: int = Field(default=600, ge=5, description="work with no progress for this long is re-enqueued")
+    stall_timeout: int = Field(default=6 * 3600, ge=10, description="a job with no progress this long fails")
+    sweep_interval: int = Field(default=30, ge=1, description="seconds between a worker's sweeps/heartbeats")
     server: str = Field(default="http://127.0.0.1:8000", description="server URL for client commands")
 
     @field_validator("home", "data_dir", "benchmark_dir", mode="after")

@@ -74,3 +74,52 @@ def _register_tiny_dataset() -> None:
 
 
 _register_tiny_dataset()
+
+
+# ---------------------------------------------------------------- real services
+
+PG_ADMIN_URL = os.environ.get("KNAS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("KNAS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _service_missing(what: str, error: Exception):
+    if os.environ.get("CI"):
+        pytest.fail(f"CI: {what} is required but unreachable: {error}")
+    pytest.skip(f"{what} unreachable: {error}")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"knas_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001
+        _service_missing("PostgreSQL", error)
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url():
+    """The test Redis database, emptied before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.flushdb()
+    except Exception as error:  # noqa: BLE001
+        _service_missing("Redis", error)
+    yield REDIS_TEST_URL
+    client.flushdb()
+    client.close()

@@ -1,0 +1,42 @@
+"""Celery configuration, derived from knas Settings (the only source of settings)."""
+from __future__ import annotations
+
+from kombu import Queue
+
+from knas.settings import Settings
+
+# Task name -> queue. Queues are declared here and nowhere else; unknown queues are not created.
+TASK_ROUTES = {
+    "knas.start_job": {"queue": "score"},
+    "knas.score_chunk": {"queue": "score"},
+    "knas.rank": {"queue": "score"},
+    "knas.train_candidate": {"queue": "train"},
+    "knas.finalise": {"queue": "train"},
+    "knas.sweep": {"queue": "score"},
+}
+QUEUES = ("score", "train")
+
+
+def celery_config(settings: Settings) -> dict:
+    return {
+        "broker_url": settings.broker_url or "memory://",
+        "task_ignore_result": True,  # state lives in the store, not in a result backend
+        "task_acks_late": True,  # a task is acknowledged only after it ran: a killed worker's task is redelivered
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # long tasks: never hoard messages another worker could run
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_create_missing_queues": False,
+        "task_routes": TASK_ROUTES,
+        "task_default_queue": "score",
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "queue_order_strategy": "priority",
+            "priority_steps": list(range(10)),
+            "sep": ":",
+        },
+        "task_default_priority": 5,
+        "worker_hijack_root_logger": False,
+    }
