@@ -66,7 +66,7 @@ class JobSpec(_Spec):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     top_k: int = Field(default=5, ge=0, description="candidates passed to the final stage")
     final: FinalStage = Field(default_factory=TrainStage)
-    priority: int = Field(default=0, ge=0, le=9)
+    priority: int = Field(default=0, ge=0, le=9, description="0..9, higher runs first")
 
     @field_validator("space")
     @classmethod

@@ -21,6 +21,11 @@ class JobQueue(Protocol):
     def close(self) -> None: ...
 
 
+def broker_priority(job_priority: int) -> int:
+    """Job priority 0..9 (9 = most urgent) -> Redis transport priority (0 = consumed first)."""
+    return 9 - max(0, min(9, job_priority))
+
+
 class CeleryQueue:
     """Sends `knas.start_job` to the broker; workers do the rest."""
 
@@ -30,7 +35,7 @@ class CeleryQueue:
         self.app = app
 
     def submit(self, job_id: str, priority: int = 0) -> None:
-        self.app.send_task("knas.start_job", args=[job_id], priority=priority)
+        self.app.send_task("knas.start_job", args=[job_id], priority=broker_priority(priority))
 
     def close(self) -> None:
         return None

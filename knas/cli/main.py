@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import click
 
+from .client import results, status, submit
 from .jobs import db, jobs
 from .search import score, search
+from .serve import serve
+from .worker_cmd import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +46,7 @@ def datasets() -> None:
         click.echo(f"{name:16s} {info.num_classes:>4d} classes {str(info.in_shape):14s} {where}: {info.description}")
 
 
-for command in (search, score, jobs, db):
+for command in (search, score, jobs, db, worker, serve, submit, status, results):
     cli.add_command(command)
 
 
