@@ -30,15 +30,17 @@ class DatasetEntry:
 PROXIES: dict[str, str] = {
     "flops": "multiply-accumulates of one forward pass of one sample",
     "grad_norm": "sum of the L2 norms of conv/linear weight gradients",
+    "jacov": "eigen-spectrum of the correlation of input Jacobians (jacov)",
     "mgm": "mean of the Gram matrix of per-sample gradients (KNAS)",
     "mgm-offdiag": "Gram-matrix mean over pairs i != j only (unbiased KNAS)",
     "naswot": "log|det| of the kernel of ReLU activation codes (NASWOT)",
     "params": "number of trainable parameters",
     "snip": "sum of |w * dL/dw| over conv/linear weights (SNIP saliency)",
     "synflow": "synaptic flow: sum |w * dR/dw| of the |weights|, BN-free net on an all-ones input",
+    "zico": "sum over layers of log(sum mean|g| / std(g)) across mini-batches (ZiCo)",
 }
 PROXY_ALIASES: dict[str, str] = {
-    "knas": "mgm", "macs": "flops", "grad-norm": "grad_norm", "nwot": "naswot", "param_count": "params",
+    "knas": "mgm", "macs": "flops", "jacob_cov": "jacov", "grad-norm": "grad_norm", "nwot": "naswot", "param_count": "params",
 }
 
 _CIFAR10 = tuple(f"cifar-10-batches-py/{n}" for n in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
