@@ -28,6 +28,7 @@ class DatasetEntry:
 
 
 PROXIES: dict[str, str] = {
+    "ensemble": "rank aggregation (sum of log-ranks) of mgm, zico, naswot, synflow, flops",
     "flops": "multiply-accumulates of one forward pass of one sample",
     "grad_norm": "sum of the L2 norms of conv/linear weight gradients",
     "jacov": "eigen-spectrum of the correlation of input Jacobians (jacov)",
@@ -39,6 +40,7 @@ PROXIES: dict[str, str] = {
     "synflow": "synaptic flow: sum |w * dR/dw| of the |weights|, BN-free net on an all-ones input",
     "zico": "sum over layers of log(sum mean|g| / std(g)) across mini-batches (ZiCo)",
 }
+AGGREGATES: dict[str, tuple[str, ...]] = {"ensemble": ("mgm", "zico", "naswot", "synflow", "flops")}
 PROXY_ALIASES: dict[str, str] = {
     "knas": "mgm", "macs": "flops", "jacob_cov": "jacov", "grad-norm": "grad_norm", "nwot": "naswot", "param_count": "params",
 }

@@ -25,6 +25,7 @@ class Proxy:
     description: str
     needs_labels: bool = True
     paper: str = ""
+    components: tuple[str, ...] = ()  # set for rank-aggregating proxies (scored per component)
 
     def __call__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         return float(self.fn(net, inputs, targets))
@@ -33,11 +34,12 @@ class Proxy:
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
-def proxy(name: str, *aliases: str, description: str, needs_labels: bool = True, paper: str = ""):
+def proxy(name: str, *aliases: str, description: str, needs_labels: bool = True, paper: str = "",
+          components: tuple[str, ...] = ()):
     """Register the decorated function as a proxy called `name`."""
 
     def decorator(fn: ProxyFn) -> ProxyFn:
-        PROXIES.add(name, Proxy(name, fn, description, needs_labels, paper), *aliases)
+        PROXIES.add(name, Proxy(name, fn, description, needs_labels, paper, components), *aliases)
         return fn
 
     return decorator

@@ -194,3 +194,17 @@ def write_fake_cifar10(root) -> None:
         batch = {"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, 20))}
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
+
+
+def test_ensemble_job_stores_components_and_ranks_by_their_aggregate(store, runtime):
+    from scorer.proxies.ensemble import COMPONENTS, aggregate
+
+    job_id = pipeline.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    with store.session() as s:
+        rows = s.execute(select(Candidate.rank, Candidate.score, Candidate.scores)
+                         .where(Candidate.job_id == job_id).order_by(Candidate.id)).all()
+    components = {name: [r.scores[name] for r in rows] for name in COMPONENTS}
+    assert [r.score for r in rows] == pytest.approx(aggregate(components))
+    ranked = sorted(rows, key=lambda r: r.rank)
+    assert [r.score for r in ranked] == sorted((r.score for r in rows), reverse=True)

@@ -1,0 +1,55 @@
+"""ensemble: rank aggregation of several proxies over a job's whole candidate set.
+
+AZ-NAS (Lee & Ham, CVPR 2024) style: for each component proxy, rank the
+candidates (1 = worst ... N = best, ties averaged) and sum log(rank / N)
+over components. Nothing is fitted to benchmark labels: the components are
+chosen a priori, one per property the literature links to trainability:
+the gradient kernel itself (mgm), gradient signal-to-noise (zico),
+expressivity (naswot), signal propagation (synflow) and capacity (flops).
+Per candidate only the components are computed; the aggregate needs the
+whole set, so it is formed in the ranking step (`aggregate`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from .base import proxy
+
+COMPONENTS = ("mgm", "zico", "naswot", "synflow", "flops")
+PAPER = "Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, CVPR 2024"
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ascending ranks with ties averaged (non-finite values rank lowest)."""
+    keyed = sorted(range(len(values)), key=lambda i: (math.isfinite(values[i]), values[i]))
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(keyed):
+        j = i
+        while j + 1 < len(keyed) and values[keyed[j + 1]] == values[keyed[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[keyed[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def aggregate(component_scores: Mapping[str, Sequence[float]]) -> list[float]:
+    """Sum over components of log(rank / N); higher is better. All sequences align by candidate."""
+    lengths = {len(v) for v in component_scores.values()}
+    if len(lengths) != 1:
+        raise ValueError("every component needs one score per candidate")
+    (n,) = lengths
+    total = [0.0] * n
+    for values in component_scores.values():
+        for i, r in enumerate(_ranks([float(v) for v in values])):
+            total[i] += math.log(r / n)
+    return total
+
+
+@proxy("ensemble", description="rank aggregation (sum of log-ranks) of mgm, zico, naswot, synflow, flops",
+       paper=PAPER, components=COMPONENTS)
+def ensemble(net, inputs, targets) -> float:
+    raise TypeError("ensemble ranks a whole candidate set: score its components per candidate "
+                    "(scorer.scoring.score_arch does) and combine them with ensemble.aggregate")
