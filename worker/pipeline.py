@@ -80,7 +80,7 @@ def score_chunk(
         values: dict[str, Any]
         try:
             result = scorer.score_arch(spec.space, arch, proxy, inputs, targets, seed, num_classes, runtime.device)
-            values = dict(status="scored", score=result.score, scores={proxy.name: result.score},
+            values = dict(status="scored", score=result.score, scores=result.scores,
                           params=result.params, proxy_seconds=result.seconds)
             report["scored"] += 1
         except (FloatingPointError, RuntimeError) as error:
@@ -124,6 +124,7 @@ def rank(store: Store, job_id: str) -> list[int]:
         if job.status != "ranking":
             return []
         spec = JobSpec.model_validate(job.spec)
+        _aggregate_scores(session, job_id, spec.proxy.name)
         scored = session.execute(
             select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "scored")
             .order_by(Candidate.score.desc(), Candidate.arch_index)
@@ -148,6 +149,23 @@ def rank(store: Store, job_id: str) -> list[int]:
         if _transition(session, job_id, ["ranking"], "training"):
             _mark_stage(session, job_id, "training", "started")
         return top
+
+
+def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
+    """For rank-aggregating proxies, form each candidate's score from the whole set's components."""
+    from scorer.catalog import AGGREGATES
+
+    if proxy_name not in AGGREGATES:
+        return
+    from scorer.proxies.ensemble import aggregate
+
+    rows = session.execute(select(Candidate.id, Candidate.scores)
+                           .where(Candidate.job_id == job_id, Candidate.status == "scored")).all()
+    if not rows:
+        return
+    combined = aggregate({name: [scores[name] for _, scores in rows] for name in AGGREGATES[proxy_name]})
+    for (candidate_id, _), value in zip(rows, combined):
+        session.execute(update(Candidate).where(Candidate.id == candidate_id).values(score=value))
 
 
 def _untrained(session, job_id: str) -> list[int]:
