@@ -1,0 +1,81 @@
+"""Shared by the ranking benchmarks: the NAS-Bench-201 ground truth and a score cache.
+
+The ground truth is read from ../shared/data/nb201 (or --data-dir); knas never ships it.
+Scores are cached per (arch index, proxy, probe size, seed) in a JSON file, so a second run,
+or bench/search.py after bench/ranking.py, does not score an arch twice.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("KNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_CACHE = REPO / ".artifacts" / "bench-scores.json"
+
+
+def test_accuracy(data_dir: Path, column: str = "CIFAR10TestAccuracy200Epochs") -> list[float]:
+    """200-epoch test accuracy of every tss arch, by benchmark index."""
+    with open(data_dir / "nb201" / "nats_bench.csv", newline="") as f:
+        return [float(row[column]) for row in csv.DictReader(f)]
+
+
+def short_valid_accuracy(data_dir: Path, column: str = "cifar10-val") -> list[float]:
+    """12-epoch validation accuracy (the cheap signal KNAS picks its winner with), by index."""
+    with open(data_dir / "nb201" / "nb201_minibench_accs.csv", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["arch"]))
+    return [float(r[column]) for r in rows]
+
+
+class ScoreCache:
+    """arch index -> {proxy: score, proxy + ':s': seconds} for one (probe, seed, dataset)."""
+
+    def __init__(self, path: Path, probe: int, seed: int, dataset: str) -> None:
+        self.path, self.key = path, f"{dataset}/probe{probe}/seed{seed}"
+        self._all = json.loads(path.read_text()) if path.exists() else {}
+        self.entries: dict[str, dict[str, float]] = self._all.setdefault(self.key, {})
+        self._dirty, self._last_save = False, time.monotonic()
+
+    def get(self, index: int, proxy: str) -> float | None:
+        return self.entries.get(str(index), {}).get(proxy)
+
+    def seconds(self, index: int, proxy: str) -> float | None:
+        return self.entries.get(str(index), {}).get(proxy + ":s")
+
+    def put(self, index: int, proxy: str, score: float, seconds: float) -> None:
+        entry = self.entries.setdefault(str(index), {})
+        entry[proxy], entry[proxy + ":s"] = score, seconds
+        self._dirty = True
+        if time.monotonic() - self._last_save > 30:
+            self.save()
+
+    def save(self) -> None:
+        if self._dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._all))
+            tmp.replace(self.path)
+            self._dirty, self._last_save = False, time.monotonic()
+
+
+def score_archs(indices, proxies, cache: ScoreCache, probe_inputs, probe_targets, seed: int,
+                progress=None) -> None:
+    """Fill the cache with every (arch, per-net proxy) score still missing."""
+    from scorer.scoring import score_arch
+    from scorer.seeding import candidate_seed
+    from scorer.spaces import get_space
+
+    space = get_space("nats-tss")
+    for done, index in enumerate(indices, start=1):
+        arch = space.arch(index)
+        for proxy in proxies:
+            if cache.get(index, proxy) is None:
+                result = score_arch(space, arch, proxy, probe_inputs, probe_targets,
+                                    candidate_seed(seed, arch), num_classes=10)
+                cache.put(index, proxy, result.scores[proxy], result.seconds)
+        if progress:
+            progress(done, len(indices))
+    cache.save()

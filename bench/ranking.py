@@ -1,0 +1,158 @@
+"""How well does each proxy rank NAS-Bench-201? Kendall tau / Spearman rho against 200-epoch accuracy.
+
+    python bench/ranking.py [--archs 1000] [--seed 0] [--probe 64] [--proxies mgm zico ...]
+                            [--repeats R] [--naslib] [--json]
+
+A seeded random sample of nats-tss archs is scored with every registered proxy on a probe batch of
+real CIFAR-10 images (../shared/data/cifar10-sample), and each proxy's scores are correlated with
+the benchmark's 200-epoch CIFAR-10 test accuracy. `ensemble` is the rank aggregation of its
+components over the same sample (no fitting to labels). `--repeats R` re-scores with R different
+probe batches / init seeds and reports each proxy's rank stability (Kendall tau between repeats).
+`--naslib` also scores NASLib's 491 archs with synflow/snip/grad_norm and reports the Spearman
+agreement with NASLib's precomputed values. Scores are cached under .artifacts/.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from nb201 import DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, score_archs, test_accuracy  # noqa: E402
+
+EXPENSIVE = {"mgm-offdiag"}  # per-sample norms: ~5x mgm; only on request
+
+
+def correlations(x, y) -> tuple[float, float]:
+    from scipy.stats import kendalltau, spearmanr
+
+    return float(kendalltau(x, y).statistic), float(spearmanr(x, y).statistic)
+
+
+def per_net_proxies(requested: list[str] | None) -> tuple[list[str], list[str]]:
+    from scorer.proxies import get_proxy, list_proxies
+
+    names = requested or [p for p in list_proxies() if p not in EXPENSIVE]
+    aggregates = [n for n in names if get_proxy(n).components]
+    needed = {n for n in names if not get_proxy(n).components}
+    for name in aggregates:
+        needed |= set(get_proxy(name).components)
+    return sorted(needed), aggregates
+
+
+def evaluate(indices, proxies, aggregates, cache, accuracy) -> dict[str, dict[str, float]]:
+    from scorer.proxies import get_proxy
+    from scorer.proxies.ensemble import aggregate
+
+    acc = [accuracy[i] for i in indices]
+    table = {}
+    for proxy in proxies:
+        scores = [cache.get(i, proxy) for i in indices]
+        kendall, spearman = correlations(scores, acc)
+        seconds = sum(cache.seconds(i, proxy) or 0.0 for i in indices) / len(indices)
+        table[proxy] = {"kendall": kendall, "spearman": spearman, "seconds_per_arch": seconds}
+    for name in aggregates:
+        parts = get_proxy(name).components
+        combined = aggregate({p: [cache.get(i, p) for i in indices] for p in parts})
+        kendall, spearman = correlations(combined, acc)
+        seconds = sum(table[p]["seconds_per_arch"] for p in parts)
+        table[name] = {"kendall": kendall, "spearman": spearman, "seconds_per_arch": seconds}
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe", type=int, default=64)
+    parser.add_argument("--proxies", nargs="*", default=None)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--naslib", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from scorer.data import probe_batch
+
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    accuracy = test_accuracy(args.data_dir)
+    indices = random.Random(args.seed).sample(range(len(accuracy)), args.archs)
+    proxies, aggregates = per_net_proxies(args.proxies)
+    log(f"{args.archs} nats-tss archs (seed {args.seed}), probe {args.probe} real CIFAR-10 images, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; proxies: {', '.join(proxies + aggregates)}")
+
+    tables, caches = [], []
+    for repeat in range(args.repeats):
+        seed = args.seed + repeat
+        inputs, targets = probe_batch("cifar10-sample", args.probe, seed, data_dir=args.data_dir)
+        cache = ScoreCache(args.cache, args.probe, seed, "cifar10-sample")
+        start = time.time()
+
+        def progress(done, total):
+            if done % 50 == 0 or done == total:
+                log(f"  repeat {repeat + 1}/{args.repeats}: {done}/{total} archs, {time.time() - start:.0f} s")
+
+        score_archs(indices, proxies, cache, inputs, targets, seed, progress)
+        tables.append(evaluate(indices, proxies, aggregates, cache, accuracy))
+        caches.append(cache)
+
+    result = {name: dict(tables[0][name]) for name in tables[0]}
+    if args.repeats > 1:
+        from scorer.proxies import get_proxy
+        from scorer.proxies.ensemble import aggregate
+
+        for name in result:
+            def series(cache):
+                if name in aggregates:
+                    parts = get_proxy(name).components
+                    return aggregate({p: [cache.get(i, p) for i in indices] for p in parts})
+                return [cache.get(i, name) for i in indices]
+            taus = [correlations(series(a), series(b))[0] for a, b in itertools.combinations(caches, 2)]
+            result[name]["repeat_kendall"] = sum(taus) / len(taus)
+            result[name]["kendall_over_repeats"] = [t[name]["kendall"] for t in tables]
+
+    naslib = None
+    if args.naslib:
+        import csv
+
+        from scipy.stats import spearmanr
+
+        with open(args.data_dir / "nb201" / "naslib_zc_nasbench201_subset.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["dataset"] == "cifar10"]
+        nl_indices = [int(r["arch_index"]) for r in rows]
+        nl_proxies = ["synflow", "snip", "grad_norm"]
+        inputs, targets = probe_batch("cifar10-sample", args.probe, args.seed, data_dir=args.data_dir)
+        cache = ScoreCache(args.cache, args.probe, args.seed, "cifar10-sample")
+        score_archs(nl_indices, nl_proxies, cache, inputs, targets, args.seed)
+        naslib = {p: float(spearmanr([cache.get(i, p) for i in nl_indices], [float(r[p]) for r in rows]).statistic)
+                  for p in nl_proxies}
+
+    if args.json:
+        print(json.dumps({**result, **({"naslib_agreement": naslib} if naslib else {})}, indent=2))
+        return
+    header = f"{'proxy':12s} {'kendall':>8s} {'spearman':>9s} {'s/arch':>8s}"
+    if args.repeats > 1:
+        header += f" {'stability':>10s}"
+    print(header)
+    for name, row in sorted(result.items(), key=lambda kv: -kv[1]["kendall"]):
+        line = f"{name:12s} {row['kendall']:8.3f} {row['spearman']:9.3f} {row['seconds_per_arch']:8.3f}"
+        if args.repeats > 1:
+            line += f" {row['repeat_kendall']:10.3f}"
+        print(line)
+    if naslib:
+        print("Spearman agreement with NASLib's precomputed scores (491 archs, CIFAR-10): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in naslib.items()))
+
+
+if __name__ == "__main__":
+    main()
