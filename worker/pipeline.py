@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 
 import scorer
 from knas.jobspec import JobSpec, TrainStage
@@ -60,6 +61,12 @@ def score_chunk(
             report["cancelled"] = 1
             return report
         spec = JobSpec.model_validate(job.spec)
+        any_pending = session.scalar(select(func.count()).select_from(Candidate).where(
+            Candidate.job_id == job_id, Candidate.id.in_(candidate_ids), Candidate.status == "pending"))
+    if not any_pending:  # a redelivered or re-enqueued chunk that is already done: no probe batch needed
+        report["skipped"] = len(candidate_ids)
+        report["finished"] = int(finish_scoring(store, job_id))
+        return report
     try:
         inputs, targets = runtime.probe(spec)
         num_classes = runtime.dataset_info(spec.dataset).num_classes
@@ -93,9 +100,15 @@ def score_chunk(
                 .where(Candidate.id == candidate_id, Candidate.status == "pending")
                 .values(scorer_version=scorer.__version__, worker=runtime.worker_name, scored_at=utcnow(), **values)
             )
+            _touch(session, job_id)
         on_progress("scored", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **values})
-    finish_scoring(store, job_id)
+    report["finished"] = int(finish_scoring(store, job_id))  # 1 only for the chunk that moved the job on
     return report
+
+
+def _touch(session, job_id: str) -> None:
+    """Record progress on the job: the sweep's leases and stall deadline count from updated_at."""
+    session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
 
 
 def finish_scoring(store: Store, job_id: str) -> bool:
@@ -178,24 +191,43 @@ def _untrained(session, job_id: str) -> list[int]:
 # ---------------------------------------------------------------- final stage
 
 def train_candidate(
-    store: Store, runtime: Runtime, job_id: str, candidate_id: int, on_progress: ProgressFn = _noop
+    store: Store, runtime: Runtime, job_id: str, candidate_id: int, on_progress: ProgressFn = _noop,
+    lease_seconds: float = 600,
 ) -> str:
-    """Train (or look up) one top-k candidate, recording metrics per epoch. Returns its final status."""
+    """Train (or look up) one top-k candidate, recording metrics per epoch. Returns its final status.
+
+    A training is claimed with a conditional UPDATE only when it is `pending`, or `running` with a
+    heartbeat older than `lease_seconds` (its worker died): never twice at the same time. The claim
+    bumps `attempts`, which fences the previous holder: its epoch and result writes match on
+    `attempts` and stop once someone else has taken over.
+    """
     with store.session() as session:
         job = session.get(Job, job_id)
         training = session.scalar(select(Training).where(Training.candidate_id == candidate_id))
-        if job is None or training is None or job.status != "training" or training.status in ("done", "failed"):
+        if job is None or training is None or job.status != "training":
             return training.status if training is not None else "missing"
-        training.status, training.started_at, training.worker = "running", utcnow(), runtime.worker_name
-        training.attempts += 1
-        training.epochs = []
+        now = utcnow()
+        stale = now - timedelta(seconds=lease_seconds)
+        claimable = or_(Training.status == "pending",
+                        and_(Training.status == "running",
+                             or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < stale)))
+        claimed = session.execute(
+            update(Training).where(Training.id == training.id, claimable)
+            .values(status="running", started_at=now, heartbeat_at=now, worker=runtime.worker_name,
+                    attempts=Training.attempts + 1, epochs=[], error=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            return session.scalar(select(Training.status).where(Training.id == training.id))
+        attempt = session.scalar(select(Training.attempts).where(Training.id == training.id))
+        _touch(session, job_id)
         spec = JobSpec.model_validate(job.spec)
         cand = session.get(Candidate, candidate_id)
         arch, seed, training_id = cand.arch, cand.seed, training.id
     start = time.perf_counter()
     try:
         if isinstance(spec.final, TrainStage):
-            outcome = _train(store, runtime, spec, job_id, training_id, arch, seed, on_progress)
+            outcome = _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress)
         else:
             outcome = _lookup(runtime, spec, arch)
     except Exception as error:
@@ -203,16 +235,25 @@ def train_candidate(
         outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:2000]}
     outcome.setdefault("status", "done")
     with store.session() as session:
-        session.execute(
-            update(Training).where(Training.id == training_id, Training.status == "running")
+        stored = session.execute(
+            update(Training).where(Training.id == training_id, Training.status == "running",
+                                   Training.attempts == attempt)
             .values(seconds=time.perf_counter() - start, finished_at=utcnow(), **outcome)
-        )
+        ).rowcount
+    if not stored:  # another worker took the training over (our heartbeat went stale): its result counts
+        log.warning("training of candidate %s was taken over; discarding this attempt's result", candidate_id)
+        return job_status(store, job_id) and _training_status(store, training_id) or "missing"
     on_progress("trained", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **outcome})
     finalise(store, job_id)
     return outcome["status"]
 
 
-def _train(store, runtime, spec, job_id, training_id, arch, seed, on_progress) -> dict[str, Any]:
+def _training_status(store: Store, training_id: int) -> str | None:
+    with store.session() as session:
+        return session.scalar(select(Training.status).where(Training.id == training_id))
+
+
+def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress) -> dict[str, Any]:
     from scorer.scoring import build_candidate
     from scorer.train import TrainConfig, train_network
 
@@ -223,8 +264,12 @@ def _train(store, runtime, spec, job_id, training_id, arch, seed, on_progress) -
 
     def on_epoch(metrics) -> bool:
         with store.session() as session:
-            training = session.get(Training, training_id)
+            training = session.get(Training, training_id, with_for_update=True, populate_existing=True)
+            if training.status != "running" or training.attempts != attempt:
+                return False  # taken over by another worker: stop, the new holder's epochs count
             training.epochs = [*training.epochs, metrics.to_dict()]
+            training.heartbeat_at = utcnow()
+            _touch(session, job_id)
         on_progress("epoch", {"job_id": job_id, "arch": arch, **metrics.to_dict()})
         return job_status(store, job_id) == "training"  # a cancelled job stops after this epoch
 
