@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -30,12 +31,19 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=600, ge=5, description="work with no progress for this long is re-enqueued")
     stall_timeout: int = Field(default=6 * 3600, ge=10, description="a job with no progress this long fails")
     sweep_interval: int = Field(default=30, ge=1, description="seconds between a worker's sweeps/heartbeats")
+    plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated modules workers import (site datasets/proxies)")
     server: str = Field(default="http://127.0.0.1:8000", description="server URL for client commands")
 
     @field_validator("home", "data_dir", "benchmark_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split(cls, value):
+        return [m.strip() for m in value.split(",") if m.strip()] if isinstance(value, str) else value
 
     @property
     def embedded(self) -> bool:

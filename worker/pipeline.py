@@ -242,7 +242,7 @@ def train_candidate(
         ).rowcount
     if not stored:  # another worker took the training over (our heartbeat went stale): its result counts
         log.warning("training of candidate %s was taken over; discarding this attempt's result", candidate_id)
-        return job_status(store, job_id) and _training_status(store, training_id) or "missing"
+        return _training_status(store, training_id) or "missing"
     on_progress("trained", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **outcome})
     finalise(store, job_id)
     return outcome["status"]
