@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score nothing: evaluate the sampled archs the cache already has every score for")
     args = parser.parse_args()
 
     import torch
@@ -102,7 +104,11 @@ def main() -> None:
             if done % 50 == 0 or done == total:
                 log(f"  repeat {repeat + 1}/{args.repeats}: {done}/{total} archs, {time.time() - start:.0f} s")
 
-        score_archs(indices, proxies, cache, inputs, targets, seed, progress)
+        if args.cached_only:
+            indices = [i for i in indices if all(cache.get(i, p) is not None for p in proxies)]
+            log(f"  {len(indices)} of the sampled archs are fully cached")
+        else:
+            score_archs(indices, proxies, cache, inputs, targets, seed, progress)
         tables.append(evaluate(indices, proxies, aggregates, cache, accuracy))
         caches.append(cache)
 
