@@ -29,10 +29,16 @@ def broker_priority(job_priority: int) -> int:
 class CeleryQueue:
     """Sends `knas.start_job` to the broker; workers do the rest."""
 
-    def __init__(self) -> None:
-        from .celery_app import app
+    def __init__(self, settings: Settings | None = None) -> None:
+        # A bare client app: send_task needs no task code, so the API never imports the pipeline.
+        from celery import Celery
 
-        self.app = app
+        from knas.settings import get_settings
+
+        from .celeryconfig import celery_config
+
+        self.app = Celery("knas-client")
+        self.app.config_from_object(celery_config(settings or get_settings()))
 
     def submit(self, job_id: str, priority: int = 0) -> None:
         self.app.send_task("knas.start_job", args=[job_id], priority=broker_priority(priority))
@@ -88,4 +94,4 @@ class LocalQueue:
 
 
 def make_queue(settings: Settings, store: Store) -> JobQueue:
-    return CeleryQueue() if settings.broker_url else LocalQueue(store, settings)
+    return CeleryQueue(settings) if settings.broker_url else LocalQueue(store, settings)

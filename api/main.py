@@ -1,0 +1,166 @@
+"""The app factory: routers, error handlers, and a lifespan that opens the store and the queue.
+
+Never imports torch: specs are validated by `knas.jobspec` + `worker.jobs.check_spec`
+(pure Python); the embedded LocalQueue imports torch lazily in its own thread.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from knas.settings import Settings, get_settings
+from models import Store
+from scorer import __version__
+from worker.queue import JobQueue, LocalQueue, make_queue
+
+from .routes import catalog, health, jobs, metrics, workers
+
+log = logging.getLogger("knas.api")
+
+MAX_BODY_BYTES = 1 << 20  # a job spec is a few hundred bytes; even a long arch list fits easily
+
+
+def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
+    """The API. `queue` overrides the one settings choose (the caller then owns and closes it)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.effective_database_url)  # runs migrations: the schema is always current
+        job_queue = queue if queue is not None else make_queue(settings, store)
+        if isinstance(job_queue, LocalQueue):
+            resumed = job_queue.resume_unfinished()  # jobs a previous (killed) server left active
+            if resumed:
+                log.info("resuming %d unfinished job(s)", resumed)
+        app.state.store, app.state.queue = store, job_queue
+        try:
+            yield
+        finally:
+            if queue is None:
+                job_queue.close()
+            store.dispose()
+
+    app = FastAPI(title="knas", version=__version__, lifespan=lifespan,
+                  description="Training-free neural architecture search (KNAS gradient kernel) as a service.")
+    app.state.settings = settings
+    for router in (jobs.router, catalog.router, workers.router, health.router, metrics.router):
+        app.include_router(router)
+    add_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    metrics.install(app)  # outermost: it also counts 413s and 500s
+    return app
+
+
+# ---------------------------------------------------------------- errors: always a Problem, never a traceback
+
+def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+
+
+def _field_error(error: dict[str, Any]) -> dict[str, Any]:
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        msg = f"the request body is not valid JSON{': ' + reason if reason else ''}"
+    return {"loc": [p if isinstance(p, int) else str(p) for p in error.get("loc", ())], "msg": msg,
+            "type": str(error.get("type", "value_error"))}
+
+
+def _summary(error: dict[str, Any]) -> str:
+    loc = error["loc"]
+    if loc and loc[0] == "body":
+        if len(loc) == 1 and error["type"] == "missing":
+            return "the request body is missing: send a JSON job spec"
+        loc = loc[1:] if error["type"] != "json_invalid" else []
+    where = ".".join(str(p) for p in loc)
+    if not where or error["msg"].startswith(str(loc[-1])):  # the message already names the field
+        return error["msg"]
+    return f"{where}: {error['msg']}"
+
+
+async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [_field_error(e) for e in exc.errors()] or [{"loc": [], "msg": "invalid request", "type": "invalid"}]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return problem(422, _summary(errors[0]) + more, errors)
+
+
+async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    cause = getattr(exc, "orig", None) or exc
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+    return problem(503, f"the database is unavailable, try again later ({reason})")
+
+
+async def on_unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+    return problem(500, "internal server error; the server log has the details")
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_database_error)  # OperationalError, InterfaceError, ...
+    app.add_exception_handler(PoolTimeoutError, on_database_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+
+
+class BodySizeLimit:
+    """413 for request bodies over `max_bytes`, declared (Content-Length) or streamed (chunked)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > self.max_bytes:
+                await self._reject(scope, receive, send)
+            else:  # the server stops reading at Content-Length
+                await self.app(scope, receive, send)
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b""):
+            await self.app(scope, receive, send)
+            return
+        buffered: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, f"the request body is larger than {self.max_bytes // 1024} KiB")
+        await response(scope, receive, send)

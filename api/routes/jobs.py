@@ -1,0 +1,137 @@
+"""Jobs: submit, list, inspect, export the ranking, cancel."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from knas.jobspec import JobSpec, TrainStage
+from knas.settings import Settings
+from models import JOB_STATES, Job, Store
+from models.queries import job_summary, list_jobs, ranked_candidates
+from worker.jobs import SpecError, cancel_job, check_spec, create_job, fail_job, job_status
+
+from ..deps import CurrentUser, JobIdDep, QueueDep, SettingsDep, StoreDep
+from ..schemas import CandidatePublic, CandidatesPublic, JobPublic, JobsPublic, Problem
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+NOT_FOUND = {404: {"model": Problem, "description": "no such job"}}
+CSV_COLUMNS = ("rank", "arch_index", "arch", "status", "score", "params", "proxy_seconds",
+               "valid_acc", "test_acc", "training_status", "worker", "error")
+
+# Which field a SpecError is about, from how its message starts (worker.jobs.check_spec's wording).
+_SPEC_ERROR_FIELDS = (("unknown proxy", ("proxy", "name")), ("unknown dataset", ("dataset",)),
+                      ("dataset ", ("dataset",)), ("benchmark mode", ("final", "mode")),
+                      ("final.mode", ("final", "mode")))
+
+
+def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own, for checks that need this server's settings or files."""
+    return RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "value_error"}])
+
+
+def check_limits(spec: JobSpec, settings: Settings) -> None:
+    """This server's ceilings (KNAS_MAX_*), which JobSpec alone cannot know."""
+    if spec.candidate_count > settings.max_candidates:
+        raise invalid(("candidates",), f"the job has {spec.candidate_count} candidates; this server allows at most "
+                                       f"{settings.max_candidates} (KNAS_MAX_CANDIDATES)")
+    if spec.proxy.batch_size > settings.max_probe_batch:
+        raise invalid(("proxy", "batch_size"), f"probe batch {spec.proxy.batch_size} is larger than this server's "
+                                               f"limit of {settings.max_probe_batch} (KNAS_MAX_PROBE_BATCH)")
+    if isinstance(spec.final, TrainStage) and spec.final.epochs > settings.max_epochs:
+        raise invalid(("final", "epochs"), f"{spec.final.epochs} epochs is more than this server's limit of "
+                                           f"{settings.max_epochs} (KNAS_MAX_EPOCHS)")
+
+
+def _spec_error(error: SpecError) -> RequestValidationError:
+    message = str(error)
+    loc = next((field for prefix, field in _SPEC_ERROR_FIELDS if message.startswith(prefix)), ())
+    return invalid(loc, message)
+
+
+def _job_public(store: Store, job_id: str) -> JobPublic:
+    with store.session() as session:
+        return JobPublic.model_validate(job_summary(session, session.get(Job, job_id)))
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             responses={413: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}})
+def submit_job(spec: JobSpec, response: Response, store: StoreDep, settings: SettingsDep, queue: QueueDep,
+               user: CurrentUser) -> JobPublic:
+    """Validate the spec against this server (names, files, limits), store the job and enqueue it."""
+    check_limits(spec, settings)
+    try:
+        spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True)
+    except SpecError as error:
+        raise _spec_error(error) from None
+    job_id = create_job(store, spec, owner=user)
+    try:
+        queue.submit(job_id, spec.priority)
+    except Exception as error:  # broker down: say so now rather than leave a job nobody will run
+        log.exception("could not enqueue job %s", job_id)
+        fail_job(store, job_id, f"could not enqueue the job: {error}")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"the job queue is unavailable ({type(error).__name__}); job {job_id} was not started") from None
+    response.headers["Location"] = f"{router.prefix}/{job_id}"
+    return _job_public(store, job_id)
+
+
+@router.get("", response_model=JobsPublic)
+def get_jobs(
+    store: StoreDep,
+    status_: Annotated[Literal[JOB_STATES] | None, Query(alias="status")] = None,  # type: ignore[valid-type]
+    owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobsPublic:
+    """Newest first."""
+    with store.session() as session:
+        jobs, total = list_jobs(session, status=status_, owner=owner, limit=limit, offset=offset)
+        return JobsPublic(data=[JobPublic.model_validate(job_summary(session, job)) for job in jobs], count=total)
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
+def get_job(job_id: JobIdDep, store: StoreDep) -> JobPublic:
+    return _job_public(store, job_id)
+
+
+@router.get("/{job_id}/candidates", response_model=CandidatesPublic,
+            responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "ranked candidates"}})
+def get_candidates(
+    job_id: JobIdDep,
+    store: StoreDep,
+    format: Literal["json", "csv"] = "json",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """Best first (rank 1 = highest score); unranked candidates (still pending, or failed) last."""
+    with store.session() as session:
+        rows = ranked_candidates(session, job_id, limit=limit, offset=offset)
+        total = session.get(Job, job_id).n_candidates
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="knas-{job_id}-candidates.csv"',
+            "X-Total-Count": str(total),
+        })
+    return CandidatesPublic(data=[CandidatePublic.model_validate(row) for row in rows], count=total)
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job already finished"}})
+def cancel(job_id: JobIdDep, store: StoreDep) -> JobPublic:
+    """Stops scoring between candidates and training after the current epoch."""
+    if not cancel_job(store, job_id):
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"job {job_id} already finished ({job_status(store, job_id)}); nothing to cancel")
+    return _job_public(store, job_id)

@@ -1,0 +1,76 @@
+"""`/metrics` in Prometheus text format.
+
+HTTP requests are counted and timed by route template (not raw path, so ids do
+not explode the label set) and status. Jobs by status are read from the store
+on each scrape, so they are right whichever process moved the jobs.
+"""
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from models import JOB_STATES, Job
+
+from ..deps import StoreDep
+
+router = APIRouter(tags=["metrics"])
+
+
+class Metrics:
+    """One registry per app, so several apps in one process (tests) do not clash."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("knas_http_requests", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("knas_http_request_duration_seconds", "HTTP request latency by route",
+                                 ["method", "route"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.jobs = Gauge("knas_jobs", "jobs in the store by status", ["status"], registry=self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware): counts every HTTP response, errors included."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status_code = 500
+        start = time.perf_counter()
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], route, str(status_code)).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+def install(app: FastAPI) -> None:
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
+def metrics(request: Request, store: StoreDep) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    with store.session() as session:
+        counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    for state in JOB_STATES:
+        metrics.jobs.labels(state).set(counts.get(state, 0))
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

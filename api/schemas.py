@@ -1,0 +1,125 @@
+"""What the API sends back: pydantic models kept apart from the ORM classes.
+
+Requests are `knas.jobspec.JobSpec` (shared with the CLI and workers); these
+are the response shapes. Times are UTC (naive ISO 8601, as the store keeps them).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Progress(BaseModel):
+    """Counts over the job's candidates and trainings (computed on read, never stored)."""
+
+    candidates: int
+    scored: int
+    failed: int
+    pending: int
+    trained: int
+    training: int
+    training_failed: int
+
+
+class JobPublic(BaseModel):
+    id: str
+    owner: str | None
+    status: str = Field(description="queued, scoring, ranking, training, succeeded, failed or cancelled")
+    priority: int
+    space: str
+    dataset: str
+    proxy: str
+    n_candidates: int
+    top_k: int
+    spec: dict[str, Any] = Field(description="the job spec as stored (names made canonical)")
+    progress: Progress
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    timings: dict[str, Any] = Field(description="stage -> {started, finished, seconds}")
+    error: str | None
+    result: dict[str, Any] | None = Field(description="winner, top_k, selected_by, compute_seconds (when finished)")
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int = Field(description="jobs matching the filters, over all pages")
+
+
+class CandidatePublic(BaseModel):
+    id: int
+    rank: int | None
+    arch: str
+    arch_index: int
+    status: str
+    score: float | None
+    scores: dict[str, Any] | None
+    params: int | None
+    proxy_seconds: float | None
+    worker: str | None
+    error: str | None
+    valid_acc: float | None
+    test_acc: float | None
+    training_status: str | None
+
+
+class CandidatesPublic(BaseModel):
+    data: list[CandidatePublic]
+    count: int = Field(description="candidates of the job, over all pages")
+
+
+class SpacePublic(BaseModel):
+    name: str
+    size: int
+    description: str
+    example: str
+    aliases: list[str]
+
+
+class ProxyPublic(BaseModel):
+    name: str
+    description: str
+    aliases: list[str]
+
+
+class DatasetPublic(BaseModel):
+    name: str
+    num_classes: int
+    in_shape: tuple[int, int, int]
+    embedded: bool
+    present: bool = Field(description="whether its files are on this server (embedded sets always are)")
+    benchmark: bool = Field(description="whether NATS-Bench has records for it (final.mode=benchmark)")
+    aliases: list[str]
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    hostname: str
+    device: str
+    current_job: str | None
+    started_at: datetime
+    last_seen: datetime
+    alive: bool = Field(description="seen within 3 sweep intervals")
+
+
+class Health(BaseModel):
+    status: str = Field(description="'ok' or 'unavailable'")
+    database: str = Field(description="'ok' or why it failed")
+    broker: str = Field(description="'ok', 'in-process' (embedded queue) or why it failed")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: 'body' then the field path, or 'query'/'path' and the name")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """Every error body (RFC 9457 style): a one-line `detail` a person can act on."""
+
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(default=None, description="one entry per invalid field (422 only)")
