@@ -11,7 +11,7 @@ INDEX_0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip
 
 def test_defaults_are_a_complete_small_search():
     spec = JobSpec()
-    assert (spec.space, spec.dataset, spec.proxy.name, spec.top_k) == ("nats-tss", "digits", "mgm", 5)
+    assert (spec.space, spec.dataset, spec.proxy.name, spec.top_k) == ("nats-tss", "digits", "ensemble", 5)
     assert spec.final.mode == "train" and spec.candidate_count == 100
     assert len(set(spec.resolve_archs())) == 100
     assert spec.resolve_archs() == JobSpec().resolve_archs()  # deterministic in the seed
