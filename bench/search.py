@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--probe", type=int, default=64)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score nothing: use the part of the pool the cache already has every score for")
     args = parser.parse_args()
 
     from scorer.data import probe_batch
@@ -72,8 +74,12 @@ def main() -> None:
     needed = sorted({p for name in args.proxies for p in per_net_proxies([name])[0]})
     inputs, targets = probe_batch("cifar10-sample", args.probe, args.pool_seed, data_dir=args.data_dir)
     cache = ScoreCache(args.cache, args.probe, args.pool_seed, "cifar10-sample")
-    score_archs(pool, needed, cache, inputs, targets, args.pool_seed,
-                lambda d, t: d % 100 == 0 and print(f"  scoring pool: {d}/{t}", file=sys.stderr))
+    if args.cached_only:
+        pool = [i for i in pool if all(cache.get(i, p) is not None for p in needed)]
+        args.pool = len(pool)
+    else:
+        score_archs(pool, needed, cache, inputs, targets, args.pool_seed,
+                    lambda d, t: d % 100 == 0 and print(f"  scoring pool: {d}/{t}", file=sys.stderr))
 
     print(f"winner's 200-epoch CIFAR-10 test accuracy, mean ± std over {args.seeds} seeds "
           f"(pool {args.pool}, probe {args.probe}; top-k chosen by proxy, winner by 12-epoch valid acc)")
