@@ -94,7 +94,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; proxies: {', '.join(proxies + aggregates)}")
 
     tables, caches = [], []
-    for repeat in range(args.repeats):
+    for repeat in range(args.repeats if args.archs else 0):
         seed = args.seed + repeat
         inputs, targets = probe_batch("cifar10-sample", args.probe, seed, data_dir=args.data_dir)
         cache = ScoreCache(args.cache, args.probe, seed, "cifar10-sample")
@@ -112,7 +112,7 @@ def main() -> None:
         tables.append(evaluate(indices, proxies, aggregates, cache, accuracy))
         caches.append(cache)
 
-    result = {name: dict(tables[0][name]) for name in tables[0]}
+    result = {name: dict(tables[0][name]) for name in tables[0]} if tables else {}
     if args.repeats > 1:
         from scorer.proxies import get_proxy
         from scorer.proxies.ensemble import aggregate
