@@ -36,6 +36,9 @@ class Job(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # stage -> {started, finished, seconds}
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # updated_at doubles as the job's progress clock (every stored score, epoch and transition touches it);
+    # swept_at is when the sweep last re-enqueued its work, so lost work is re-sent once per lease, not per sweep.
+    swept_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     candidates: Mapped[list["Candidate"]] = relationship(back_populates="job", cascade="all, delete-orphan")
 
@@ -81,10 +84,11 @@ class Training(Base):
     test_acc: Mapped[float | None] = mapped_column(Float)
     seconds: Mapped[float | None] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(String(128))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # also the claim's fencing token
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)  # set on claim and after every epoch
 
     candidate: Mapped[Candidate] = relationship(back_populates="training")
 

@@ -1,34 +1,84 @@
-"""The Celery app: created from settings; tasks live in worker.tasks."""
+"""The Celery app: created from settings; tasks live in worker.tasks.
+
+Only a worker imports worker.tasks (`include`): a process that merely sends tasks by name (the API's
+CeleryQueue) loads neither the tasks nor the pipeline. Worker lifecycle signals are wired here:
+
+- worker_init (main process, before the pool forks): import KNAS_PLUGINS, migrate the store;
+- worker_process_init (each pool child): drop connections inherited from the parent, load plug-ins;
+- worker_ready (main process): start the heartbeat + sweep thread (worker/heartbeat.py);
+- worker_shutdown: stop it and clear the node's current job.
+"""
 from __future__ import annotations
 
-from importlib import import_module
+import logging
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from knas.settings import get_settings
 
 from .celeryconfig import celery_config
 
-app = Celery("knas")
+log = logging.getLogger(__name__)
+
+app = Celery("knas", include=["worker.tasks"])
 app.config_from_object(celery_config(get_settings()))
-app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
 
 
-def load_plugins() -> None:
-    """Import site plug-ins (extra datasets, proxies) named in KNAS_PLUGINS."""
-    for module in get_settings().plugins:
-        import_module(module)
+@worker_init.connect
+def _on_worker_init(**_kwargs) -> None:
+    from knas.plugins import load_plugins
+
+    settings = get_settings()
+    names = load_plugins(settings)
+    if names:
+        log.info("plug-ins loaded: %s", ", ".join(names))
+    migrate_store(settings.effective_database_url)
 
 
 @worker_process_init.connect
-def _child_start(**_kwargs) -> None:
-    load_plugins()
+def _on_worker_process_init(**_kwargs) -> None:
+    from knas.plugins import load_plugins
+
+    from . import heartbeat, tasks
+
+    heartbeat.forget_after_fork()
+    tasks.forget_after_fork()
+    load_plugins(get_settings())
 
 
 @worker_ready.connect
-def _ready(sender=None, **_kwargs) -> None:
+def _on_worker_ready(sender=None, **_kwargs) -> None:
     from . import heartbeat
 
-    load_plugins()
-    heartbeat.start(sender.hostname if sender is not None else heartbeat.worker_name())
+    heartbeat.start_for_worker(getattr(sender, "hostname", None) or app.conf.get("worker_name") or "worker")
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**_kwargs) -> None:
+    from . import heartbeat
+
+    heartbeat.stop_for_worker()
+
+
+def migrate_store(url: str) -> None:
+    """Bring the schema up to date once per node; on PostgreSQL under an advisory lock, so nodes
+    starting together on a fresh database do not race to create the same tables."""
+    from sqlalchemy import text
+
+    from models import upgrade
+    from models.db import make_engine
+
+    if not url.startswith("postgresql"):
+        upgrade(url)
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(424242)"))
+            try:
+                upgrade(url)
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(424242)"))
+    finally:
+        engine.dispose()

@@ -39,4 +39,6 @@ def celery_config(settings: Settings) -> dict:
         },
         "task_default_priority": 5,
         "worker_hijack_root_logger": False,
+        # Workers sweep from their heartbeat thread; a `celery beat` is optional and safe alongside.
+        "beat_schedule": {"knas-sweep": {"task": "knas.sweep", "schedule": float(settings.sweep_interval)}},
     }

@@ -54,7 +54,7 @@ def score_chunk(
     store: Store, runtime: Runtime, job_id: str, candidate_ids: list[int], on_progress: ProgressFn = _noop
 ) -> dict[str, int]:
     """Score the chunk's pending candidates, storing each score as soon as it exists."""
-    report = {"scored": 0, "skipped": 0, "failed": 0, "cancelled": 0}
+    report = {"scored": 0, "skipped": 0, "failed": 0, "cancelled": 0, "finished": 0}
     with store.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "scoring":

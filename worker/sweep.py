@@ -1,69 +1,270 @@
-"""The periodic sweep: nothing stays stranded, nothing runs forever.
+"""The periodic sweep: no job stays stranded by a lost message or a dead worker, none waits forever.
 
-Every active job's `updated_at` moves whenever a worker makes progress on it
-(a candidate scored, an epoch trained, a state change). The sweep looks for
-jobs whose progress stopped:
+Plain functions over the store; every worker's heartbeat thread runs `sweep` every
+KNAS_SWEEP_INTERVAL seconds (there is no beat process to forget to start), and the
+`knas.sweep` task runs it on demand. What to enqueue is handed to a callable
+`enqueue(task_name, args, job_priority)`, so tests capture it instead of a broker.
 
-- older than the lease (`lease_seconds`): the work is re-enqueued. Steps are
-  idempotent, so a duplicate costs compute, never a duplicate row. Trainings
-  left `running` by a dead worker go back to `pending` first.
-- older than the stall deadline (`stall_timeout`): the job fails with a reason.
+Clocks:
+- a job's progress clock is `jobs.updated_at`: the pipeline touches it on every transition,
+  every stored score, every training claim and every trained epoch;
+- a training's liveness is `trainings.heartbeat_at` (set on claim and after each epoch);
+- `jobs.swept_at` is when a sweep last re-enqueued the job's work. Re-enqueueing needs
+  `updated_at` AND `swept_at` older than the lease, claimed with one conditional UPDATE, so
+  lost work is re-sent once per lease however many workers sweep, and a sweep never counts as
+  progress (the stall deadline still runs).
+
+Rules (each a function below; `sweep` runs them all):
+1. `requeue_scoring` - a `scoring` job with nothing pending moves to `ranking` now (its last chunk
+   died between storing and the transition); one with pending candidates and no progress for
+   `lease_seconds` gets its pending candidates re-enqueued as chunks.
+2. `reset_stale_trainings` - a `running` training whose heartbeat is older than the lease goes back
+   to `pending` (fenced on `attempts`) and is re-enqueued.
+3. `requeue_stranded` - a `queued` job not started within the lease gets `start_job` again; a
+   `ranking` job without progress gets `rank` again; a `training` job with nothing open gets
+   `finalise`, and one whose pending trainings saw no progress gets them re-enqueued.
+4. `fail_stalled` - a started job (`scoring`/`ranking`/`training`) with no progress for
+   `stall_timeout` fails with a reason naming the stage and the last worker. A `queued` job is
+   never failed for waiting: a backlog is not a fault.
+
+Every step the sweep enqueues is idempotent, so a duplicate (the original message was only slow,
+not lost) costs a status check, never a second row.
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
-from models import Job, Store, Training, utcnow
+from models import Candidate, Job, Store, Training, Worker, utcnow
 
 from .jobs import fail_job
 
-Enqueue = Callable[[str, tuple, int], None]  # (task name, args, job priority)
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[str, list, int], Any]  # (task name, args, job priority 0..9)
+STARTED = ("scoring", "ranking", "training")
 
 
-def sweep(store: Store, enqueue: Enqueue, lease_seconds: float, stall_timeout: float,
-          now: datetime | None = None) -> dict[str, list[str]]:
+@dataclass
+class SweepReport:
+    enqueued: list[tuple[str, list]] = field(default_factory=list)  # (task, args) in order
+    reset_trainings: list[int] = field(default_factory=list)  # training ids put back to pending
+    moved_to_ranking: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # job id -> reason
+    errors: list[str] = field(default_factory=list)  # per-job problems (logged; the next sweep tries again)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enqueued": len(self.enqueued), "reset_trainings": len(self.reset_trainings),
+                "moved_to_ranking": self.moved_to_ranking, "failed": self.failed, "errors": self.errors}
+
+
+def sweep(store: Store, enqueue: Enqueue, *, lease_seconds: float, stall_timeout: float, chunk_size: int,
+          now: datetime | None = None) -> SweepReport:
+    """Run every rule once. Safe to run concurrently from many workers."""
     now = now or utcnow()
-    lease_cutoff = now - timedelta(seconds=lease_seconds)
-    stall_cutoff = now - timedelta(seconds=stall_timeout)
-    report: dict[str, list[str]] = {"requeued": [], "failed": []}
-    with store.session() as session:
-        stale = session.execute(
-            select(Job.id, Job.status, Job.priority, Job.updated_at)
-            .where(Job.status.in_(("queued", "scoring", "ranking", "training")), Job.updated_at < lease_cutoff)
-        ).all()
-    for job_id, status, priority, updated_at in stale:
-        if updated_at < stall_cutoff:
-            if fail_job(store, job_id, f"no worker made progress for {stall_timeout:.0f} s "
-                                       f"(stage {status}, last progress {updated_at.isoformat()} UTC)"):
-                report["failed"].append(job_id)
-            continue
-        _requeue(store, enqueue, job_id, status, priority, updated_at)
-        report["requeued"].append(job_id)
+    report = SweepReport()
+    fail_stalled(store, stall_timeout, now=now, report=report)
+    reset_stale_trainings(store, enqueue, lease_seconds, now=now, report=report)
+    requeue_scoring(store, enqueue, lease_seconds, chunk_size, now=now, report=report)
+    requeue_stranded(store, enqueue, lease_seconds, now=now, report=report)
     return report
 
 
-def _requeue(store: Store, enqueue: Enqueue, job_id: str, status: str, priority: int, seen: datetime) -> None:
+def sweep_with_settings(store: Store, enqueue: Enqueue, settings: Any, now: datetime | None = None) -> SweepReport:
+    return sweep(store, enqueue, lease_seconds=settings.lease_seconds, stall_timeout=settings.stall_timeout,
+                 chunk_size=settings.chunk_size, now=now)
+
+
+# ---------------------------------------------------------------- rule 1: scoring
+
+def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_size: int,
+                    now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
+    from .pipeline import finish_scoring  # the pipeline's own exactly-once transition
+
+    now, report = now or utcnow(), report or SweepReport()
+    cutoff = now - timedelta(seconds=lease_seconds)
+    for job_id, priority, updated_at, swept_at in _jobs(store, "scoring"):
+        try:
+            with store.session() as session:
+                pending = session.scalars(select(Candidate.id).where(
+                    Candidate.job_id == job_id, Candidate.status == "pending").order_by(Candidate.id)).all()
+            if not pending:  # every score stored, but the chunk that stored the last one died before moving on
+                if finish_scoring(store, job_id):
+                    report.moved_to_ranking.append(job_id)
+                    _send(enqueue, report, "knas.rank", [job_id], priority)
+                continue
+            if not _idle(updated_at, swept_at, cutoff) or not _claim(store, job_id, "scoring", now, cutoff):
+                continue
+            log.warning("job %s: no scoring progress since %s; re-enqueueing %d pending candidates",
+                        job_id, updated_at, len(pending))
+            for start in range(0, len(pending), chunk_size):
+                _send(enqueue, report, "knas.score_chunk", [job_id, list(pending[start:start + chunk_size])], priority)
+        except Exception as error:  # one broken job must not stop the sweep of the others
+            _error(report, job_id, error)
+    return report
+
+
+# ---------------------------------------------------------------- rule 2: trainings
+
+def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, now: datetime | None = None,
+                          report: SweepReport | None = None) -> SweepReport:
+    now, report = now or utcnow(), report or SweepReport()
+    cutoff = now - timedelta(seconds=lease_seconds)
+    stale_heartbeat = or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < cutoff)
     with store.session() as session:
-        # Claim this lease renewal: if another sweep (or a worker) touched the job since we looked, skip.
-        claimed = session.execute(
-            update(Job).where(Job.id == job_id, Job.updated_at == seen).values(updated_at=utcnow())
-        ).rowcount
-        if not claimed:
-            return
+        rows = session.execute(
+            select(Training.id, Training.job_id, Training.candidate_id, Training.attempts, Training.worker,
+                   Job.priority)
+            .join(Job, Job.id == Training.job_id)
+            .where(Job.status == "training", Training.status == "running", stale_heartbeat)
+            .order_by(Training.id)
+        ).all()
+    for training_id, job_id, candidate_id, attempts, worker, priority in rows:
+        try:
+            with store.session() as session:
+                reset = session.execute(
+                    update(Training)
+                    .where(Training.id == training_id, Training.status == "running",
+                           Training.attempts == attempts, stale_heartbeat)
+                    .values(status="pending")
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+            if not reset:  # its worker beat in the meantime, or another sweep got there first
+                continue
+            log.warning("training %s (job %s) lost its worker %s; re-enqueued", training_id, job_id, worker)
+            report.reset_trainings.append(training_id)
+            _send(enqueue, report, "knas.train_candidate", [job_id, candidate_id], priority)
+        except Exception as error:
+            _error(report, job_id, error)
+    return report
+
+
+# ---------------------------------------------------------------- rule 3: lost start/rank/train/finalise
+
+def requeue_stranded(store: Store, enqueue: Enqueue, lease_seconds: float, now: datetime | None = None,
+                     report: SweepReport | None = None) -> SweepReport:
+    now, report = now or utcnow(), report or SweepReport()
+    cutoff = now - timedelta(seconds=lease_seconds)
+    for status in ("queued", "ranking", "training"):
+        for job_id, priority, updated_at, swept_at in _jobs(store, status):
+            try:
+                if status == "training":
+                    _requeue_training(store, enqueue, report, job_id, priority, updated_at, swept_at, now, cutoff)
+                elif _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, status, now, cutoff):
+                    task = "knas.start_job" if status == "queued" else "knas.rank"
+                    log.warning("job %s %s since %s; re-enqueueing %s", job_id, status, updated_at, task)
+                    _send(enqueue, report, task, [job_id], priority)
+            except Exception as error:
+                _error(report, job_id, error)
+    return report
+
+
+def _requeue_training(store, enqueue, report, job_id, priority, updated_at, swept_at, now, cutoff) -> None:
+    with store.session() as session:
+        open_rows = session.execute(select(Training.candidate_id, Training.status).where(
+            Training.job_id == job_id, Training.status.in_(("pending", "running"))).order_by(Training.candidate_id)).all()
+    if not open_rows:  # every training ended, but `finalise` never ran (or its message was lost)
+        if swept_at is None or swept_at < cutoff:
+            if _claim(store, job_id, "training", now, cutoff, need_idle=False):
+                _send(enqueue, report, "knas.finalise", [job_id], priority)
+        return
+    sent = {args[1] for task, args in report.enqueued if task == "knas.train_candidate" and args[0] == job_id}
+    pending = [cid for cid, status in open_rows if status == "pending" and cid not in sent]  # rule 2 sent those
+    if pending and _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, "training", now, cutoff):
+        log.warning("job %s: no training progress since %s; re-enqueueing %d trainings", job_id, updated_at,
+                    len(pending))
+        for candidate_id in pending:
+            _send(enqueue, report, "knas.train_candidate", [job_id, candidate_id], priority)
+
+
+# ---------------------------------------------------------------- rule 4: stalled jobs fail
+
+def fail_stalled(store: Store, stall_timeout: float, now: datetime | None = None,
+                 report: SweepReport | None = None) -> SweepReport:
+    now, report = now or utcnow(), report or SweepReport()
+    cutoff = now - timedelta(seconds=stall_timeout)
+    with store.session() as session:
+        rows = session.execute(select(Job.id, Job.status, Job.updated_at)
+                               .where(Job.status.in_(STARTED), Job.updated_at < cutoff)).all()
+    for job_id, status, updated_at in rows:
+        try:
+            reason = (f"stalled in {status}: no progress for {_age(now - updated_at)} "
+                      f"(KNAS_STALL_TIMEOUT={stall_timeout:g} s); last progress {updated_at.isoformat(timespec='seconds')} "
+                      f"UTC; last worker: {_last_worker(store, job_id, status)}")
+            with store.session() as session:  # re-check under the same condition: progress may just have happened
+                still = session.scalar(select(Job.id).where(Job.id == job_id, Job.status == status,
+                                                            Job.updated_at < cutoff))
+            if still and fail_job(store, job_id, reason):
+                log.error("job %s failed: %s", job_id, reason)
+                report.failed[job_id] = reason
+        except Exception as error:
+            _error(report, job_id, error)
+    return report
+
+
+def _last_worker(store: Store, job_id: str, status: str) -> str:
+    """Who last worked on the job, and when that worker was last seen alive."""
+    with store.session() as session:
+        name = None
         if status == "training":
-            session.execute(update(Training).where(Training.job_id == job_id, Training.status == "running")
-                            .values(status="pending"))
-            open_ids = session.scalars(select(Training.candidate_id).where(
-                Training.job_id == job_id, Training.status == "pending")).all()
-    if status in ("queued", "scoring"):
-        enqueue("knas.start_job", (job_id,), priority)  # re-fans out whatever is still pending
-    elif status == "ranking":
-        enqueue("knas.rank", (job_id,), priority)
-    elif open_ids:
-        for candidate_id in open_ids:
-            enqueue("knas.train_candidate", (job_id, candidate_id), priority)
-    else:
-        enqueue("knas.finalise", (job_id,), priority)
+            name = session.scalar(select(Training.worker).where(Training.job_id == job_id, Training.worker.is_not(None))
+                                  .order_by(Training.heartbeat_at.desc().nulls_last(), Training.id.desc()).limit(1))
+        if name is None:
+            name = session.scalar(select(Candidate.worker).where(Candidate.job_id == job_id,
+                                                                 Candidate.scored_at.is_not(None))
+                                  .order_by(Candidate.scored_at.desc()).limit(1))
+        if name is None:
+            name = session.scalar(select(Worker.name).where(Worker.current_job == job_id).limit(1))
+        if name is None:
+            return "none (no worker recorded any work on it)"
+        seen = session.scalar(select(Worker.last_seen).where(Worker.name == name))
+    return f"{name} (last seen {seen.isoformat(timespec='seconds')} UTC)" if seen else f"{name} (no heartbeat on record)"
+
+
+# ---------------------------------------------------------------- helpers
+
+def _jobs(store: Store, status: str) -> list[tuple[str, int, datetime, datetime | None]]:
+    with store.session() as session:
+        return [tuple(row) for row in session.execute(
+            select(Job.id, Job.priority, Job.updated_at, Job.swept_at).where(Job.status == status)
+            .order_by(Job.priority.desc(), Job.created_at)).all()]
+
+
+def _idle(updated_at: datetime, swept_at: datetime | None, cutoff: datetime) -> bool:
+    return updated_at < cutoff and (swept_at is None or swept_at < cutoff)
+
+
+def _claim(store: Store, job_id: str, status: str, now: datetime, cutoff: datetime, need_idle: bool = True) -> bool:
+    """Take this lease period's re-enqueue for the job: exactly one sweeper wins, and only if still idle."""
+    conditions = [Job.id == job_id, Job.status == status, or_(Job.swept_at.is_(None), Job.swept_at < cutoff)]
+    if need_idle:
+        conditions.append(Job.updated_at < cutoff)
+    with store.session() as session:
+        return session.execute(
+            update(Job).where(and_(*conditions))
+            .values(swept_at=now, updated_at=Job.updated_at)  # a sweep is not progress: keep the stall clock
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+
+
+def _send(enqueue: Enqueue, report: SweepReport, task: str, args: list, priority: int) -> None:
+    enqueue(task, args, priority)
+    report.enqueued.append((task, args))
+
+
+def _error(report: SweepReport, job_id: str, error: Exception) -> None:
+    log.warning("sweep of job %s failed: %s: %s", job_id, type(error).__name__, error)
+    report.errors.append(f"{job_id}: {type(error).__name__}: {error}")
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,109 +1,219 @@
-"""Celery tasks: thin wrappers that take ids and call the pipeline unchanged.
+"""Celery tasks: thin wrappers that take ids and call the pipeline functions unchanged.
 
-Each step enqueues the next only after its own transaction committed; a lost
-message is made good by the sweep (worker/sweep.py), a redelivered one is
-skipped by the step's own status guards.
+Names are stable (`knas.<step>`); queues and routes are declared once, in worker/celeryconfig.py.
+Each step enqueues the next only after its own transaction committed:
+
+    start_job -> score_chunk x N -> (the chunk whose finish_scoring won) rank -> train_candidate x k
+    (each train_candidate ends with finalise; `knas.finalise` exists for the sweep)
+
+Delivery is at-least-once (acks_late, reject_on_worker_lost): a redelivered step is skipped by the
+pipeline's own status guards and conditional UPDATEs, and a lost message is made good by the sweep
+(worker/sweep.py). Transient database/broker errors are retried with back-off (worker/retry.py);
+any other error fails the job with the reason, like the in-process runner.
+
+The pipeline (and with it the scorer and torch) is imported inside the tasks, so processes that
+only send tasks (the API) never load it.
 """
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from celery import shared_task
+from celery import Task
+from celery.exceptions import Retry
+from sqlalchemy import select
 
-from knas.settings import get_settings
+from knas.settings import Settings, get_settings
 from models import Job, Store
 
-from . import pipeline
+from . import heartbeat
+from .celery_app import app
 from .queue import broker_priority
-from .retry import RETRY_OPTIONS
+from .retry import call_with_retry, is_transient, retry_task
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def store() -> Store:
-    """One store (engine + pool) per worker process, created after the fork."""
-    return Store(get_settings().effective_database_url)
+# ---------------------------------------------------------------- per-process context
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    runtime: Runtime
 
 
-@lru_cache(maxsize=1)
-def runtime():
-    from .runtime import Runtime
-    from .heartbeat import worker_name
-
-    return Runtime.from_settings(get_settings(), worker_name=worker_name())
+_context: Context | None = None
+_lock = threading.Lock()
 
 
-def enqueue(name: str, args: tuple, job_priority: int = 0) -> None:
-    from .celery_app import app
+def context(worker_name: str | None = None) -> Context:
+    """This process's store and runtime, built on first use (after the fork) from settings."""
+    global _context
+    if _context is None:
+        with _lock:
+            if _context is None:
+                from knas.plugins import load_plugins
 
-    app.send_task(name, args=list(args), priority=broker_priority(job_priority))
-
-
-def _priority(job_id: str) -> int:
-    with store().session() as session:
-        job = session.get(Job, job_id)
-        return job.priority if job is not None else 0
-
-
-def _working_on(job_id: str | None) -> None:
-    from .heartbeat import set_current_job
-
-    set_current_job(store(), job_id)
+                settings = get_settings()
+                load_plugins(settings)
+                store = Store(settings.effective_database_url, migrate=False)  # the worker migrated on start
+                runtime = Runtime.from_settings(settings, worker_name=worker_name or socket.gethostname())
+                _context = Context(settings, store, runtime)
+    return _context
 
 
-@shared_task(name="knas.start_job", **RETRY_OPTIONS)
-def start_job(job_id: str) -> int:
-    chunks = pipeline.start_job(store(), job_id, get_settings().chunk_size)
-    priority = _priority(job_id)
-    for chunk in chunks:
-        enqueue("knas.score_chunk", (job_id, chunk), priority)
-    if not chunks and pipeline.job_status(store(), job_id) == "scoring":
-        # nothing pending (e.g. every chunk already ran): make sure the job moves on
-        if pipeline.finish_scoring(store(), job_id):
-            enqueue("knas.rank", (job_id,), priority)
-    return len(chunks)
+def use_context(ctx: Context | None) -> None:
+    """Install a context (tests), or drop the current one (None)."""
+    global _context
+    _context = ctx
 
 
-@shared_task(name="knas.score_chunk", **RETRY_OPTIONS)
-def score_chunk(job_id: str, candidate_ids: list[int]) -> dict:
-    _working_on(job_id)
+def forget_after_fork() -> None:
+    """In a freshly forked pool child: never reuse the parent's connections."""
+    global _context
+    if _context is not None:
+        _context.store.engine.dispose(close=False)
+    _context = None
+
+
+def enqueue(name: str, args: list, job_priority: int = 0) -> None:
+    """Send a task by name with the job's priority (routes come from celeryconfig)."""
+    call_with_retry(lambda: app.send_task(name, args=list(args), priority=broker_priority(job_priority)))
+
+
+def _priority(ctx: Context, job_id: str) -> int:
+    with ctx.store.session() as session:
+        return session.scalar(select(Job.priority).where(Job.id == job_id)) or 0
+
+
+# ---------------------------------------------------------------- the common wrapper
+
+class KnasTask(Task):
+    acks_late = True  # acknowledged after it ran: a killed worker's message is delivered again
+    reject_on_worker_lost = True  # ... also when the pool child died mid-task (OOM kill, segfault)
+    ignore_result = True  # state lives in the store
+
+
+def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], track: bool = True) -> Any:
+    ctx = context(task.request.hostname)
+    name = ctx.runtime.worker_name
+    if track:
+        heartbeat.set_current_job(ctx.store, name, job_id, ctx.runtime.device)
     try:
-        report = pipeline.score_chunk(store(), runtime(), job_id, candidate_ids)
+        return step(ctx)
+    except Retry:
+        raise
+    except Exception as error:
+        if is_transient(error):
+            log.warning("%s of job %s: transient %s: %s", task.name, job_id, type(error).__name__, error)
+            retry_task(task, error)  # raises Retry, or the error once out of retries (the sweep takes over)
+        log.exception("%s of job %s failed", task.name, job_id)
+        from .jobs import fail_job
+
+        try:
+            fail_job(ctx.store, job_id, f"{stage} failed on worker {name}: {type(error).__name__}: {error}")
+        except Exception:  # noqa: BLE001 - the store may be what failed; the sweep will fail the job later
+            log.warning("could not mark job %s failed", job_id, exc_info=True)
+        raise
     finally:
-        _working_on(None)
-    if report.get("finished"):
-        enqueue("knas.rank", (job_id,), _priority(job_id))
-    return report
+        if track:
+            heartbeat.clear_current_job(ctx.store, name, job_id)
 
 
-@shared_task(name="knas.rank", **RETRY_OPTIONS)
-def rank(job_id: str) -> list[int]:
-    to_train = pipeline.rank(store(), job_id)
-    priority = _priority(job_id)
-    for candidate_id in to_train:
-        enqueue("knas.train_candidate", (job_id, candidate_id), priority)
-    return to_train
+# ---------------------------------------------------------------- tasks
+
+@app.task(name="knas.start_job", bind=True, base=KnasTask)
+def start_job(self: Task, job_id: str) -> int:
+    """queued -> scoring, then one `score_chunk` per chunk of settings.chunk_size candidates."""
+
+    def step(ctx: Context) -> int:
+        from . import pipeline
+
+        if pipeline.job_status(ctx.store, job_id) != "queued":
+            # Started already: this is a redelivery or a sweep duplicate. Fanning out again would
+            # duplicate every chunk; chunks lost from the first fan-out come back via the sweep.
+            return 0
+        chunks = pipeline.start_job(ctx.store, job_id, ctx.settings.chunk_size)
+        priority = _priority(ctx, job_id)
+        for chunk in chunks:
+            enqueue("knas.score_chunk", [job_id, chunk], priority)
+        if not chunks and pipeline.finish_scoring(ctx.store, job_id):  # nothing to score at all
+            enqueue("knas.rank", [job_id], priority)
+        return len(chunks)
+
+    return _run(self, job_id, "start", step, track=False)
 
 
-@shared_task(name="knas.train_candidate", **RETRY_OPTIONS)
-def train_candidate(job_id: str, candidate_id: int) -> str:
-    _working_on(job_id)
+@app.task(name="knas.score_chunk", bind=True, base=KnasTask)
+def score_chunk(self: Task, job_id: str, candidate_ids: list[int]) -> dict[str, int]:
+    """Score a chunk; the call whose finish_scoring moved the job to `ranking` enqueues `rank`."""
+
+    def step(ctx: Context) -> dict[str, int]:
+        from . import pipeline
+
+        report = pipeline.score_chunk(ctx.store, ctx.runtime, job_id, [int(c) for c in candidate_ids])
+        if report.get("finished"):
+            enqueue("knas.rank", [job_id], _priority(ctx, job_id))
+        return report
+
+    return _run(self, job_id, "scoring", step)
+
+
+@app.task(name="knas.rank", bind=True, base=KnasTask)
+def rank(self: Task, job_id: str) -> list[int]:
+    """Write ranks and enqueue one `train_candidate` per top-k candidate (on the train queue)."""
+
+    def step(ctx: Context) -> list[int]:
+        from . import pipeline
+
+        to_train = pipeline.rank(ctx.store, job_id)
+        priority = _priority(ctx, job_id)
+        for candidate_id in to_train:
+            enqueue("knas.train_candidate", [job_id, candidate_id], priority)
+        return to_train
+
+    return _run(self, job_id, "ranking", step, track=False)
+
+
+@app.task(name="knas.train_candidate", bind=True, base=KnasTask)
+def train_candidate(self: Task, job_id: str, candidate_id: int) -> str:
+    """Train one top-k candidate (claimed only if pending or its holder's heartbeat is stale)."""
+
+    def step(ctx: Context) -> str:
+        from . import pipeline
+
+        return pipeline.train_candidate(ctx.store, ctx.runtime, job_id, int(candidate_id),
+                                        lease_seconds=ctx.settings.lease_seconds)
+
+    return _run(self, job_id, "training", step)
+
+
+@app.task(name="knas.finalise", bind=True, base=KnasTask)
+def finalise(self: Task, job_id: str) -> bool:
+    """training -> succeeded once nothing is open (normally done by the last train_candidate)."""
+
+    def step(ctx: Context) -> bool:
+        from . import pipeline
+
+        return pipeline.finalise(ctx.store, job_id)
+
+    return _run(self, job_id, "finalise", step, track=False)
+
+
+@app.task(name="knas.sweep", bind=True, base=KnasTask)
+def sweep(self: Task) -> dict[str, Any]:
+    """Run the sweep once (every worker also runs it from its heartbeat thread)."""
+    from .sweep import sweep_with_settings
+
+    ctx = context(self.request.hostname)
     try:
-        return pipeline.train_candidate(store(), runtime(), job_id, candidate_id)
-    finally:
-        _working_on(None)
-
-
-@shared_task(name="knas.finalise", **RETRY_OPTIONS)
-def finalise(job_id: str) -> bool:
-    return pipeline.finalise(store(), job_id)
-
-
-@shared_task(name="knas.sweep", **RETRY_OPTIONS)
-def sweep() -> dict:
-    from .sweep import sweep as run_sweep
-
-    settings = get_settings()
-    return run_sweep(store(), enqueue, settings.lease_seconds, settings.stall_timeout)
+        return sweep_with_settings(ctx.store, enqueue, ctx.settings).to_dict()
+    except Exception as error:
+        if is_transient(error):
+            retry_task(self, error, max_retries=3)
+        raise

@@ -1,4 +1,18 @@
-"""`knas worker`: start Celery workers, one per GPU (pinned) or one for the CPUs."""
+"""`knas worker`: start Celery workers, one process per GPU (pinned) or one for the CPUs.
+
+Each worker is `celery -A worker.celery_app worker` with the prefork pool, so a pool child that
+dies mid-task (OOM kill, segfault) has its message re-queued at once (reject_on_worker_lost):
+
+- `--gpus 0,1`: one worker per GPU, `CUDA_VISIBLE_DEVICES=<gpu>`, `KNAS_DEVICE=cuda`,
+  concurrency 1, node name `gpu<N>@<host>` (so the `workers` table says which GPU it is);
+- `--device cpu --concurrency N`: one worker `cpu@<host>` with N processes and
+  OMP_NUM_THREADS = cores // N, so N x threads <= cores.
+
+This command supervises its children: SIGTERM/SIGINT are forwarded (Celery's warm shutdown: the
+running task finishes; a second SIGINT is a cold shutdown), and it exits when they have exited.
+If one child dies on its own, the others are stopped too and the exit status is non-zero, so a
+supervisor (systemd, docker `restart:`) restarts the set.
+"""
 from __future__ import annotations
 
 import os
@@ -6,74 +20,136 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import click
 
 from knas.settings import get_settings
 
+QUEUES = ("score", "train")
+
 
 @dataclass(frozen=True)
 class WorkerProcess:
-    name: str  # Celery node name, also the `workers` row
+    name: str  # the Celery node name; also the worker's row in the `workers` table
     argv: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)  # set on top of this process's environment
+
+    def describe(self) -> str:
+        env = " ".join(f"{k}={v!r}" if v == "" else f"{k}={v}" for k, v in self.env.items())
+        return f"{self.name}: {env} {' '.join(self.argv[1:])}"
 
 
-def plan_workers(gpus: str | None, device: str, concurrency: int, queues: str, name: str | None,
-                 host: str | None = None, cores: int | None = None) -> list[WorkerProcess]:
-    """The worker processes to start: pure, so it is tested without GPUs."""
+def parse_gpus(gpus: str) -> list[str]:
+    ids = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not ids or not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+        raise click.BadParameter(f"takes distinct GPU indices like 0,1,2, got {gpus!r}", param_hint="--gpus")
+    return ids
+
+
+def parse_queues(queues: str) -> str:
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(names) - set(QUEUES))
+    if not names or unknown:
+        raise click.BadParameter(f"queues are {', '.join(QUEUES)}; got {queues!r}", param_hint="--queues")
+    return ",".join(names)
+
+
+def plan_workers(gpus: str | None = None, device: str = "cpu", concurrency: int = 1, queues: str = "score,train",
+                 name: str | None = None, host: str | None = None, cores: int | None = None,
+                 loglevel: str = "INFO", python: str | None = None, threads: int | None = None) -> list[WorkerProcess]:
+    """The worker processes to start (pure: tested without GPUs or a broker).
+
+    `threads` (torch/OpenMP threads per process) defaults to cores // processes.
+    """
     host = host or socket.gethostname()
     cores = cores or os.cpu_count() or 1
-    base = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
-            "--prefetch-multiplier", "1", "-l", "INFO", "--without-gossip", "--without-mingle"]
+    queues = parse_queues(queues)
+    base = [python or sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "prefork",
+            "--queues", queues, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
     if gpus:
-        ids = [g.strip() for g in gpus.split(",") if g.strip()]
-        if not ids or not all(g.isdigit() for g in ids):
-            raise click.BadParameter(f"--gpus takes GPU indices like 0,1,2, got {gpus!r}")
+        ids = parse_gpus(gpus)
+        per_gpu = str(threads or max(1, cores // len(ids)))  # CPU-side work (data, augmentation) per GPU
         plans = []
         for gpu in ids:
-            prefix = f"{name or 'gpu'}{gpu}"
-            env = {"CUDA_VISIBLE_DEVICES": gpu, "KNAS_DEVICE": "cuda", "KNAS_WORKER_NAME": prefix,
-                   "OMP_NUM_THREADS": str(max(1, cores // len(ids)))}
-            plans.append(WorkerProcess(f"{prefix}@{host}", [*base, "-n", f"{prefix}@{host}", "-P", "solo"], env))
+            node = f"{name}-gpu{gpu}@{host}" if name else f"gpu{gpu}@{host}"
+            env = {"CUDA_VISIBLE_DEVICES": gpu, "KNAS_DEVICE": "cuda", "OMP_NUM_THREADS": per_gpu,
+                   "MKL_NUM_THREADS": per_gpu}
+            plans.append(WorkerProcess(node, [*base, "--hostname", node, "--concurrency", "1"], env))
         return plans
-    prefix = name or device.replace(":", "")
-    threads = max(1, cores // concurrency)
-    pool = ["-P", "solo"] if concurrency == 1 else ["-P", "prefork", "-c", str(concurrency)]
-    env = {"KNAS_DEVICE": device, "KNAS_WORKER_NAME": prefix, "OMP_NUM_THREADS": str(threads)}
+    if concurrency < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--concurrency")
+    per_process = str(threads or max(1, cores // concurrency))
+    node = name if name and "@" in name else f"{name or device.replace(':', '')}@{host}"
+    env = {"KNAS_DEVICE": device, "OMP_NUM_THREADS": per_process, "MKL_NUM_THREADS": per_process}
     if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    return [WorkerProcess(f"{prefix}@{host}", [*base, "-n", f"{prefix}@{host}", *pool], env)]
+        env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker never touches a GPU
+    return [WorkerProcess(node, [*base, "--hostname", node, "--concurrency", str(concurrency)], env)]
+
+
+def missing_settings(settings) -> list[str]:
+    return [var for var, value in (("KNAS_BROKER_URL", settings.broker_url),
+                                   ("KNAS_DATABASE_URL", settings.database_url)) if not value]
 
 
 @click.command()
-@click.option("--gpus", default=None, help="comma-separated GPU indices: one worker process per GPU")
-@click.option("--device", default="cpu", show_default=True, help="device when --gpus is not given")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="worker processes for --device cpu")
-@click.option("--queues", default="score,train", show_default=True)
-@click.option("--name", default=None, help="node name prefix (default: gpuN / cpu)")
-def worker(gpus: str | None, device: str, concurrency: int, queues: str, name: str | None) -> None:
-    """Start Celery workers that score and train candidates of queued jobs."""
-    settings = get_settings()
-    if not settings.broker_url or not settings.database_url:
+@click.option("--gpus", default=None, metavar="0,1,...", help="one worker process per GPU, pinned to it")
+@click.option("--device", default="cpu", show_default=True, help="device of the worker when --gpus is not given")
+@click.option("--concurrency", type=click.IntRange(1, 512), default=1, show_default=True,
+              help="processes of the --device worker (torch threads = cores // concurrency)")
+@click.option("--queues", default="score,train", show_default=True, help="queues to consume")
+@click.option("--name", default=None, help="node name prefix (default: gpu<N> / cpu), '@<host>' is added")
+@click.option("--threads", type=click.IntRange(1, 512), default=None,
+              help="torch threads per worker process [default: cores // processes]")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(gpus: str | None, device: str, concurrency: int, queues: str, name: str | None, threads: int | None,
+           loglevel: str) -> None:
+    """Start Celery workers that score and train the candidates of submitted jobs."""
+    missing = missing_settings(get_settings())
+    if missing:
         raise click.ClickException(
-            "knas worker needs KNAS_BROKER_URL and KNAS_DATABASE_URL (a shared broker and store); "
-            "without them `knas search` and `knas serve` run jobs in-process")
-    plans = plan_workers(gpus, device, concurrency, queues, name)
-    children = []
-    for plan in plans:
-        click.echo(f"starting {plan.name}: queues {queues}, "
-                   + ", ".join(f"{k}={v}" for k, v in plan.env.items() if k != "OMP_NUM_THREADS"))
-        children.append(subprocess.Popen(plan.argv, env={**os.environ, **plan.env}))
+            f"knas worker needs {' and '.join(missing)} (a shared broker and store); without them "
+            "`knas search` and `knas serve` run jobs in-process and need no worker")
+    plans = plan_workers(gpus, device, concurrency, queues, name, loglevel=loglevel, threads=threads)
+    children: list[tuple[WorkerProcess, subprocess.Popen]] = []
+    stopping = {"signal": None}
 
     def forward(signum, _frame) -> None:
-        for child in children:
+        stopping["signal"] = signum
+        for _, child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    raise SystemExit(max(codes, default=0))
+    for plan in plans:
+        # Own session: a Ctrl-C in the terminal reaches the children once, through us.
+        child = subprocess.Popen(plan.argv, env={**os.environ, **plan.env}, start_new_session=True)
+        children.append((plan, child))
+        click.echo(f"started {plan.name} (pid {child.pid}): {plan.describe()}", err=False)
+    sys.stdout.flush()
+    exit_code = _supervise(children, stopping)
+    raise SystemExit(exit_code)
+
+
+def _supervise(children: list[tuple[WorkerProcess, subprocess.Popen]], stopping: dict) -> int:
+    """Wait for the children; if one exits while nobody asked, stop the rest. Returns the exit status."""
+    codes: dict[str, int] = {}
+    unexpected = False
+    while len(codes) < len(children):
+        for plan, child in children:
+            if plan.name in codes or child.poll() is None:
+                continue
+            code = child.returncode if child.returncode >= 0 else 128 - child.returncode  # killed by a signal
+            codes[plan.name] = code
+            click.echo(f"{plan.name} exited with status {code}")
+            if stopping["signal"] is None:  # died on its own: take the others down, let the supervisor restart us
+                unexpected = True
+                stopping["signal"] = signal.SIGTERM
+                for _, other in children:
+                    if other.poll() is None:
+                        other.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    bad = [code for code in codes.values() if code != 0]
+    return bad[0] if bad else (1 if unexpected else 0)

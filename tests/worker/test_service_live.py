@@ -1,102 +1,125 @@
-"""Real Celery workers (subprocesses) on real PostgreSQL + Redis run a job end to end."""
+"""Real Celery workers (`knas worker` subprocesses) on the real PostgreSQL + Redis run jobs end to end.
+
+These tests need the services (tests/conftest.py's `pg_url`/`redis_url`); in CI a missing service is
+a failure, never a skip.
+"""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from conftest import PLUGIN_PATH, REPO
 from knas.jobspec import JobSpec
-from models import Candidate, Job, Store, Worker
+from models import Candidate, Job, Store, Training, Worker, utcnow
 from worker import pipeline
 
+from live_workers import REPO, wait_for_rows, worker_env
+
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 8},
-        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 11, "top_k": 2, "final": {"mode": "train", "epochs": 1}}
+        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 11, "top_k": 2, "final": {"mode": "train", "epochs": 1},
+        "priority": 6}
+DONE = ("succeeded", "failed", "cancelled")
 
 
-def worker_env(pg_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KNAS_")}
-    env.update(KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url, KNAS_CHUNK_SIZE="2",
-               KNAS_PLUGINS="tiny_dataset", KNAS_SWEEP_INTERVAL="2", KNAS_DEVICE="cpu",
-               PYTHONPATH=os.pathsep.join([PLUGIN_PATH, str(REPO)]), OMP_NUM_THREADS="1", **extra)
-    return env
+def submit(job_id: str, priority: int, env: dict) -> None:
+    """Submit exactly as the API does (worker.queue.CeleryQueue), from a fresh process."""
+    code = "import sys; from worker.queue import CeleryQueue; CeleryQueue().submit(sys.argv[1], int(sys.argv[2]))"
+    subprocess.run([sys.executable, "-c", code, job_id, str(priority)], env=env, cwd=REPO, check=True, timeout=60)
 
 
-@pytest.fixture
-def start_workers(pg_url, redis_url, tmp_path):
-    procs: list[subprocess.Popen] = []
-
-    def start(*names: str, **extra: str) -> list[subprocess.Popen]:
-        Store(pg_url).dispose()  # migrate before workers race to do it
-        for name in names:
-            log = open(tmp_path / f"{name}.log", "w")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "knas.cli.main", "worker", "--device", "cpu", "--name", name],
-                env=worker_env(pg_url, redis_url, **extra), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True))
-        return procs
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-
-
-def wait_for(store: Store, job_id: str, states=("succeeded", "failed", "cancelled"), timeout=240) -> str:
+def wait_done(store: Store, job_ids: list[str], timeout: float, workers=()) -> dict[str, str]:
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = pipeline.job_status(store, job_id)
-        if status in states:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} still {status!r} after {timeout} s")
+    while True:
+        states = {j: pipeline.job_status(store, j) for j in job_ids}
+        if all(s in DONE for s in states.values()):
+            return states
+        if time.time() > deadline:
+            logs = "\n".join(f"--- {w.name}\n{w.output()[-4000:]}" for w in workers)
+            raise AssertionError(f"jobs not done after {timeout} s: {states}\n{logs}")
+        time.sleep(0.3)
 
 
-def test_two_workers_finish_a_job_with_the_local_ranking(pg_url, redis_url, start_workers, tmp_path, monkeypatch):
-    monkeypatch.setenv("KNAS_BROKER_URL", redis_url)
-    from worker.celery_app import app
+def local_ranking(spec: JobSpec, tmp_path) -> dict[str, tuple[int, float]]:
+    """The same spec run in-process on a SQLite store (one torch thread, like the workers)."""
+    import torch
 
-    app.conf.broker_url = redis_url
-    start_workers("w1", "w2")
-    store = Store(pg_url)
-    spec = JobSpec.model_validate(SPEC)
-    job_id = pipeline.create_job(store, spec)
-    app.send_task("knas.start_job", args=[job_id])
-    assert wait_for(store, job_id) == "succeeded", (tmp_path / "w1.log").read_text()[-3000:]
-
-    with store.session() as s:
-        rows = s.execute(select(Candidate.arch, Candidate.score, Candidate.rank, Candidate.worker)
-                         .where(Candidate.job_id == job_id)).all()
-        per_arch = dict(s.execute(select(Candidate.arch, func.count()).where(Candidate.job_id == job_id)
-                                  .group_by(Candidate.arch)).all())
-        result = s.get(Job, job_id).result
-        workers = s.scalars(select(Worker.name)).all()
-    assert len(rows) == 8 and set(per_arch.values()) == {1}  # each candidate stored exactly once
-    assert all(score is not None for _, score, _, _ in rows)
-    assert {w.split("@")[0] for w in workers} == {"w1", "w2"}  # both heartbeat into the workers table
-
-    # The same spec run in-process on SQLite ranks identically.
     from worker.runtime import Runtime
 
     local = Store(f"sqlite:///{tmp_path / 'local.db'}")
-    local_id = pipeline.create_job(local, spec)
-    pipeline.run_job(local, Runtime(device="cpu"), local_id)
-    with local.session() as s:
-        local_rows = {a: (sc, r) for a, sc, r in s.execute(
-            select(Candidate.arch, Candidate.score, Candidate.rank).where(Candidate.job_id == local_id)).all()}
-    for arch, score, rank, _ in rows:
-        assert rank == local_rows[arch][1]
-        assert score == pytest.approx(local_rows[arch][0], rel=1e-5)
-    assert result["winner"]["arch"] in {e["arch"] for e in result["top_k"]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        job_id = pipeline.create_job(local, spec)
+        assert pipeline.run_job(local, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
+        with local.session() as s:
+            return {a: (r, sc) for a, r, sc in s.execute(
+                select(Candidate.arch, Candidate.rank, Candidate.score).where(Candidate.job_id == job_id))}
+    finally:
+        torch.set_num_threads(threads)
+        local.dispose()
+
+
+def test_two_workers_run_a_job_to_the_local_ranking_and_recover_lost_work(pg_url, redis_url, start_worker, tmp_path):
+    store = Store(pg_url)
+    # KNAS_LEASE_SECONDS=5: the second job's lost chunks come back within seconds.
+    workers = [start_worker(name, KNAS_LEASE_SECONDS="5") for name in ("wa", "wb")]
+    rows = wait_for_rows(store, {"wa", "wb"}, timeout=90, procs=workers)
+    nodes = {rows["wa"].name, rows["wb"].name}
+
+    spec = JobSpec.model_validate(SPEC)
+    job_id = pipeline.create_job(store, spec)
+    submit(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
+    # A job whose fan-out was lost: it is `scoring` but no chunk message exists. Only the sweep can finish it.
+    lost = pipeline.create_job(store, JobSpec.model_validate({**SPEC, "seed": 12, "final": {"mode": "none"},
+                                                              "candidates": {"strategy": "random", "n": 4}}))
+    assert len(pipeline.start_job(store, lost, chunk_size=2)) == 2
+    started = time.time()
+    states = wait_done(store, [job_id, lost], timeout=150, workers=workers)
+    elapsed = time.time() - started
+    assert states == {job_id: "succeeded", lost: "succeeded"}, [w.output()[-3000:] for w in workers]
+
+    with store.session() as s:
+        rows_of = lambda j: s.execute(select(Candidate.arch, Candidate.rank, Candidate.score, Candidate.worker,
+                                             Candidate.status).where(Candidate.job_id == j)).all()
+        remote, recovered = rows_of(job_id), rows_of(lost)
+        per_arch = s.execute(select(func.count()).select_from(Candidate).where(Candidate.job_id == job_id)
+                             .group_by(Candidate.arch)).scalars().all()
+        trainings = s.execute(select(Training.status, Training.worker, Training.attempts)
+                              .where(Training.job_id == job_id)).all()
+        job, lost_job = s.get(Job, job_id), s.get(Job, lost)
+    # Each candidate is stored exactly once, with a score, by one of the two workers.
+    assert len(remote) == 8 and per_arch == [1] * 8
+    assert all(r.status == "scored" and r.score is not None and r.worker in nodes for r in remote)
+    assert sorted(r.rank for r in remote) == list(range(1, 9))
+    assert len(trainings) == 2 and all(t.status == "done" and t.worker in nodes and t.attempts == 1 for t in trainings)
+    assert job.result["winner"]["arch"] in {e["arch"] for e in job.result["top_k"]}
+    # Both workers took part (the two jobs give them 6 chunks and 2 trainings to share).
+    used = {r.worker for r in remote} | {r.worker for r in recovered} | {t.worker for t in trainings}
+    assert used == nodes, f"only {used} did any work in {elapsed:.1f} s"
+    # The lost fan-out was re-enqueued by a sweep, once its lease ran out.
+    assert lost_job.swept_at is not None and all(r.status == "scored" for r in recovered)
+
+    # Same ranking and scores as the in-process run with the same seed.
+    local = local_ranking(spec, tmp_path)
+    assert {a: rank for a, rank, _, _, _ in remote} == {a: rank for a, (rank, _) in local.items()}
+    for arch, _, score, _, _ in remote:
+        assert score == pytest.approx(local[arch][1], rel=1e-6)
+
+    # Heartbeats: both rows are fresh, name their device, and hold no job once the work is done.
+    time.sleep(1.5)
+    with store.session() as s:
+        live = {w.name: w for w in s.scalars(select(Worker))}
+    assert set(live) == nodes
+    for row in live.values():
+        assert row.device == "cpu" and row.current_job is None
+        assert utcnow() - row.last_seen < timedelta(seconds=10)
+
+    # A warm shutdown through the supervisor: SIGTERM is forwarded, everything exits cleanly.
+    for worker in workers:
+        assert worker.stop(timeout=30) == 0, worker.output()[-3000:]
+        assert "Warm shutdown" in worker.output() and "exited with status 0" in worker.output()
     store.dispose()
-    local.dispose()

@@ -1,0 +1,138 @@
+"""The Celery tasks run in-process (eagerly, no broker): what each enqueues, retries and failures."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from knas.jobspec import JobSpec
+from knas.settings import Settings
+from models import Job, Worker
+from worker import pipeline, tasks
+from worker.queue import broker_priority
+
+SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 5},
+        "proxy": {"name": "params", "batch_size": 8}, "seed": 5, "top_k": 2, "final": {"mode": "train", "epochs": 1},
+        "priority": 7}
+
+
+class Sent(list):
+    def __call__(self, task, args, priority=0):
+        self.append((task, list(args), priority))
+
+
+@pytest.fixture
+def ctx(store, runtime, monkeypatch):
+    settings = Settings(chunk_size=2, lease_seconds=60)
+    context = tasks.Context(settings, store, runtime)
+    tasks.use_context(context)
+    sent = Sent()
+    monkeypatch.setattr(tasks, "enqueue", sent)
+    yield context, sent
+    tasks.use_context(None)
+
+
+def new_job(store, **changes) -> str:
+    return pipeline.create_job(store, JobSpec.model_validate({**SPEC, **changes}))
+
+
+def test_task_names_and_queues_are_stable():
+    from worker.celeryconfig import TASK_ROUTES
+
+    names = {"knas.start_job", "knas.score_chunk", "knas.rank", "knas.train_candidate", "knas.finalise", "knas.sweep"}
+    assert names <= set(tasks.app.tasks) and names == set(TASK_ROUTES)
+    assert TASK_ROUTES["knas.train_candidate"]["queue"] == "train" and TASK_ROUTES["knas.score_chunk"]["queue"] == "score"
+    for name in names:
+        assert tasks.app.tasks[name].acks_late and tasks.app.tasks[name].reject_on_worker_lost
+
+
+def test_a_job_flows_through_the_tasks_and_each_step_enqueues_the_next(ctx, store, monkeypatch):
+    _, sent = ctx
+    monkeypatch.setattr(pipeline, "_train", lambda *a, **k: {"valid_acc": 0.5, "test_acc": 0.4})
+    job_id = new_job(store)
+    assert tasks.start_job.apply(args=[job_id]).get() == 3
+    chunks = [args[1] for task, args, _ in sent]
+    assert [len(c) for c in chunks] == [2, 2, 1] and {p for _, _, p in sent} == {7}
+    assert tasks.start_job.apply(args=[job_id]).get() == 0  # redelivered: no second fan-out
+    assert len(sent) == 3
+
+    sent.clear()
+    first = [tasks.score_chunk.apply(args=[job_id, chunk]).get() for chunk in chunks[:2]]
+    again = tasks.score_chunk.apply(args=[job_id, chunks[0]]).get()  # a redelivered chunk: nothing twice
+    last = tasks.score_chunk.apply(args=[job_id, chunks[2]]).get()
+    assert [r["scored"] for r in first] == [2, 2] and again["skipped"] == 2 and last["scored"] == 1
+    assert [r["finished"] for r in (*first, again, last)] == [0, 0, 0, 1]
+    assert sent == [("knas.rank", [job_id], 7)]  # only the chunk that moved the job on sends rank
+    late = tasks.score_chunk.apply(args=[job_id, chunks[0]]).get()  # redelivered after the job moved on
+    assert late["scored"] == 0 and not late["finished"] and len(sent) == 1
+
+    sent.clear()
+    top = tasks.rank.apply(args=[job_id]).get()
+    assert sent == [("knas.train_candidate", [job_id, c], 7) for c in top] and len(top) == 2
+    assert [tasks.train_candidate.apply(args=[job_id, c]).get() for c in top] == ["done", "done"]
+    assert tasks.finalise.apply(args=[job_id]).get() is False  # the last training already finalised
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        assert job.status == "succeeded" and job.result["winner"] is not None
+
+
+def test_enqueue_maps_job_priority_to_the_broker(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, args, priority: calls.append((name, args, priority)))
+    tasks.enqueue("knas.rank", ["j"], 9)
+    tasks.enqueue("knas.rank", ["j"], 0)
+    assert calls == [("knas.rank", ["j"], broker_priority(9)), ("knas.rank", ["j"], broker_priority(0))]
+    assert broker_priority(9) == 0 and broker_priority(0) == 9
+
+
+def test_transient_errors_are_retried_and_leave_the_job_alone(ctx, store, monkeypatch):
+    job_id = new_job(store)
+    pipeline.start_job(store, job_id)
+    retried = []
+
+    def flaky(*_a, **_k):
+        raise OperationalError("UPDATE candidates", {}, Exception("server closed the connection"))
+
+    def fake_retry(task, error, **_k):
+        retried.append((task.name, type(error).__name__))
+        raise RuntimeError("would retry")
+
+    monkeypatch.setattr(pipeline, "score_chunk", flaky)
+    monkeypatch.setattr(tasks, "retry_task", fake_retry)
+    result = tasks.score_chunk.apply(args=[job_id, [1]])
+    assert result.failed() and "would retry" in str(result.result)
+    assert retried == [("knas.score_chunk", "OperationalError")]
+    assert pipeline.job_status(store, job_id) == "scoring"
+
+
+def test_a_real_error_fails_the_job_with_the_reason_and_the_worker(ctx, store, monkeypatch):
+    job_id = new_job(store)
+    pipeline.start_job(store, job_id)
+    seen = {}
+
+    def broken(store_, runtime, job_id_, ids, *a):
+        with store_.session() as s:  # the task says what it is working on while it runs
+            seen["current"] = s.scalar(select(Worker.current_job).where(Worker.name == runtime.worker_name))
+        raise ValueError("proxy returned nonsense")
+
+    monkeypatch.setattr(pipeline, "score_chunk", broken)
+    result = tasks.score_chunk.apply(args=[job_id, [1]])
+    assert result.failed() and isinstance(result.result, ValueError)
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        current = s.scalar(select(Worker.current_job).where(Worker.name == "test"))
+    assert job.status == "failed" and job.error == "scoring failed on worker test: ValueError: proxy returned nonsense"
+    assert seen["current"] == job_id and current is None
+
+
+def test_the_sweep_task_uses_the_same_enqueue(ctx, store):
+    _, sent = ctx
+    job_id = new_job(store)
+    pipeline.start_job(store, job_id)
+    from models import Candidate
+    from sqlalchemy import update
+
+    with store.session() as s:
+        s.execute(update(Candidate).where(Candidate.job_id == job_id).values(status="scored", score=1.0))
+    report = tasks.sweep.apply().get()
+    assert report["moved_to_ranking"] == [job_id] and sent == [("knas.rank", [job_id], 7)]
