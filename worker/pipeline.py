@@ -17,9 +17,10 @@ from sqlalchemy import and_, exists, func, or_, select, update
 
 import scorer
 from knas.jobspec import JobSpec, TrainStage
-from models import ACTIVE_STATES, Candidate, Job, Store, Training, utcnow
+from models import ACTIVE_STATES, Candidate, Job, Store, Training, Worker, utcnow
 
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
+from . import report
 from .runtime import Runtime
 
 __all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
@@ -319,17 +320,32 @@ def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
         winner = max(trained, key=lambda e: (e["valid_acc"], -e["rank"])) if trained else None
     else:
         winner = top[0] if top else None
-    scoring_seconds = session.scalar(select(func.coalesce(func.sum(Candidate.proxy_seconds), 0.0))
-                                     .where(Candidate.job_id == job.id))
-    training_seconds = session.scalar(select(func.coalesce(func.sum(Training.seconds), 0.0))
-                                      .where(Training.job_id == job.id))
+    scoring_seconds, n_scored = session.execute(
+        select(func.coalesce(func.sum(Candidate.proxy_seconds), 0.0), func.count(Candidate.proxy_seconds))
+        .where(Candidate.job_id == job.id)).one()
+    training_seconds, n_trained = session.execute(
+        select(func.coalesce(func.sum(Training.seconds), 0.0), func.count(Training.seconds))
+        .where(Training.job_id == job.id, Training.status == "done")).one()
+    measured = [e for e in top if e.get("valid_acc") is not None and e.get("score") is not None]
     return {
         "winner": winner,
         "selected_by": selected_by,
         "top_k": top,
         "compute_seconds": {"scoring": round(scoring_seconds, 3), "training": round(training_seconds, 3)},
+        "compute": report.compute(scoring_seconds, n_scored, training_seconds, n_trained, job.n_candidates,
+                                  device=", ".join(_devices(session, job.id)) or "unknown"),
+        "validity": report.validity([e["score"] for e in measured], [e["params"] for e in measured],
+                                    [e["valid_acc"] for e in measured], job.proxy),
         "scorer_version": scorer.__version__,
     }
+
+
+def _devices(session, job_id: str) -> list[str]:
+    """Device types of the workers that scored or trained the job ("local" runs: this process's)."""
+    names = set(session.scalars(select(Candidate.worker).where(Candidate.job_id == job_id).distinct()))
+    names |= set(session.scalars(select(Training.worker).where(Training.job_id == job_id).distinct()))
+    names.discard(None)
+    return sorted(set(session.scalars(select(Worker.device).where(Worker.name.in_(names)))))
 
 
 def _candidate_summary(cand: Candidate, training: Training | None) -> dict[str, Any]:
@@ -345,6 +361,9 @@ def _candidate_summary(cand: Candidate, training: Training | None) -> dict[str, 
 def run_job(store: Store, runtime: Runtime, job_id: str, chunk_size: int = 25,
             on_progress: ProgressFn = _noop) -> str:
     """Run every step of a job in this process (the embedded default). Returns the final status."""
+    from .heartbeat import record
+
+    record(store, runtime.worker_name, device=runtime.device)  # in-process runs are workers too
     try:
         chunks = start_job(store, job_id, chunk_size)
         on_progress("stage", {"job_id": job_id, "stage": "scoring"})

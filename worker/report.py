@@ -10,9 +10,13 @@ MIN_VALIDITY_SAMPLES = 5
 
 
 def _correlations(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
+    import warnings
+
     from scipy.stats import kendalltau, spearmanr
 
-    tau, rho = kendalltau(x, y).statistic, spearmanr(x, y).statistic
+    with warnings.catch_warnings():  # constant input: no correlation is defined; we report None
+        warnings.simplefilter("ignore")
+        tau, rho = kendalltau(x, y).statistic, spearmanr(x, y).statistic
     clean = lambda v: None if v is None or v != v else round(float(v), 4)  # noqa: E731 (NaN -> None)
     return clean(tau), clean(rho)
 
@@ -55,8 +59,8 @@ def compute(scoring_seconds: float, n_scored: int, training_seconds: float, n_tr
         spent = scoring_seconds + training_seconds
         report.update(
             scoring_to_training_ratio=round(per_score / per_train, 6),
-            train_every_candidate_seconds=round(train_all, 1),
-            seconds_saved=round(train_all - spent, 1),
+            train_every_candidate_seconds=round(train_all, 3),
+            seconds_saved=round(train_all - spent, 3),
             speedup_vs_training_all=round(train_all / spent, 2) if spent else None,
         )
     return report

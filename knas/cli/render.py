@@ -58,6 +58,15 @@ def job_details(job: dict[str, Any]) -> None:
         acc = f", valid acc {winner['valid_acc']:.2f}%" if winner.get("valid_acc") is not None else ""
         console.print(f"[bold green]winner[/bold green] #{winner['rank']} {winner['arch']} "
                       f"(index {winner['arch_index']}{acc}; selected by {result['selected_by']})")
-    if result.get("compute_seconds"):
-        c = result["compute_seconds"]
-        console.print(f"compute: scoring {c['scoring']} s, training {c['training']} s")
+    compute = result.get("compute")
+    if compute:
+        line = (f"compute on {compute['device']}: scoring {compute['scoring_seconds']} s, "
+                f"training {compute['training_seconds']} s; energy "
+                + (f"{compute['energy_joules']:.0f} J" if compute.get("energy_joules") is not None else "unknown"))
+        console.print(line)
+        if compute.get("train_every_candidate_seconds"):
+            console.print(f"  training every candidate would have taken ~{compute['train_every_candidate_seconds']} s "
+                          f"({compute['speedup_vs_training_all']}x this search)")
+    validity = result.get("validity")
+    if validity:
+        console.print(f"validity: {validity['note']}")

@@ -208,3 +208,24 @@ def test_ensemble_job_stores_components_and_ranks_by_their_aggregate(store, runt
     assert [r.score for r in rows] == pytest.approx(aggregate(components))
     ranked = sorted(rows, key=lambda r: r.rank)
     assert [r.score for r in ranked] == sorted((r.score for r in rows), reverse=True)
+
+
+def test_finished_job_reports_validity_and_compute(store, runtime):
+    job_id = pipeline.create_job(store, spec(top_k=5))
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    with store.session() as s:
+        result = s.get(Job, job_id).result
+    validity, compute = result["validity"], result["compute"]
+    assert validity["available"] and validity["n"] == 5 and validity["proxy"] == "mgm"
+    assert -1 <= validity["params_kendall"] <= 1 and "Kendall tau" in validity["note"]
+    assert compute["device"] == "cpu" and compute["energy_source"] == "unknown" and compute["energy_joules"] is None
+    assert compute["training_seconds_per_candidate"] > 0 and compute["scoring_seconds_per_candidate"] > 0
+    assert compute["train_every_candidate_seconds"] == pytest.approx(
+        compute["training_seconds_per_candidate"] * 6, rel=1e-2)
+
+
+def test_validity_waits_for_five_accuracies(store, runtime):
+    job_id = pipeline.create_job(store, spec())  # top_k=2
+    pipeline.run_job(store, runtime, job_id)
+    with store.session() as s:
+        assert s.get(Job, job_id).result["validity"]["available"] is False
