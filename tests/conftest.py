@@ -8,20 +8,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("KNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO / "tests"))
+from shared_data import SHARED_DATA, require_shared  # noqa: E402,F401  (re-exported for fixtures)
 
 # Helpers in tests/scorer (reference loops, benchmark-file writer) are importable from every test.
 sys.path.insert(0, str(REPO / "tests" / "scorer"))
-
-
-def require_shared(relative: str) -> Path:
-    """A path under ../shared/data; missing is a skip locally and a failure in CI."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: shared data {path} is missing (set KNAS_SHARED_DATA)")
-        pytest.skip(f"no shared data at {path} (set KNAS_SHARED_DATA)")
-    return path
 
 
 @pytest.fixture
