@@ -62,7 +62,9 @@ class Stack:
         knas = [sys.executable, "-m", "knas.cli.main"]
         self.procs = [subprocess.Popen([*knas, "serve", "--port", str(self.port)], env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-        self.procs += [subprocess.Popen([*knas, "worker", "--device", "cpu", "--name", f"bench{i}"], env=env,
+        threads = str(max(1, (os.cpu_count() or 1) // workers))  # never more torch threads than cores
+        self.procs += [subprocess.Popen([*knas, "worker", "--device", "cpu", "--name", f"bench{i}",
+                                         "--threads", threads], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                        for i in range(workers)]
         self.base = f"http://127.0.0.1:{self.port}"
@@ -150,7 +152,7 @@ def main() -> None:
     for workers in (1, 2):
         stack = Stack(workers)
         try:
-            run_job(stack, 4, args.probe)  # warm-up: imports, first-touch of the dataset
+            run_job(stack, 10 * workers, args.probe)  # warm-up: imports and data in every worker
             r = run_job(stack, args.candidates, args.probe)
             throughput[workers] = r["n"] / r["wall"]
             if workers == 1:
