@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from sqlalchemy import and_, exists, func, or_, select, update
 
 import scorer
 from knas.jobspec import JobSpec, TrainStage
-from models import ACTIVE_STATES, Candidate, Job, Store, Training, Worker, utcnow
+from models import Candidate, Job, Store, Training, Worker, utcnow
 
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
 from . import report

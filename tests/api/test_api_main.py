@@ -6,7 +6,6 @@ import subprocess
 import sys
 import warnings
 
-import pytest
 
 from api.main import create_app
 from knas.settings import Settings
