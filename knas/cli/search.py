@@ -117,10 +117,18 @@ def score(space: str, arch: str, dataset: str, proxies: tuple[str, ...], probe: 
     for name in proxies:
         result = scorer.score_arch(space_obj, arch, name, inputs, targets, scorer.candidate_seed(seed, arch),
                                    info.num_classes, device)
+        if result.score is None:  # a rank aggregate: only its components mean anything for one arch
+            for part, value in result.scores.items():
+                out["scores"].setdefault(part, {"score": value, "seconds": None, "params": result.params})
+            out.setdefault("notes", []).append(f"{name} ranks a whole candidate set; its components are shown")
+            continue
         out["scores"][name] = {"score": result.score, "seconds": round(result.seconds, 4), "params": result.params}
     if as_json:
         print_json(out)
         return
     console.print(f"{out['space']} #{out['index']} {arch}")
     for name, entry in out["scores"].items():
-        console.print(f"  {name}: {entry['score']:.6g}  ({entry['seconds']} s, {entry['params']} params)")
+        timing = f"{entry['seconds']} s, " if entry["seconds"] is not None else ""
+        console.print(f"  {name}: {entry['score']:.6g}  ({timing}{entry['params']} params)")
+    for note in out.get("notes", []):
+        console.print(note)

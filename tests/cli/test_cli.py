@@ -58,6 +58,11 @@ def test_score_one_arch_with_several_proxies(knas):
     assert result["scores"]["mgm"]["score"] > 0
 
 
+def test_score_with_the_ensemble_shows_its_components(knas):
+    out = knas("score", "--arch", INDEX_0, "--dataset", "synthetic", "--probe", "8", "--proxy", "ensemble").stdout
+    assert "mgm:" in out and "zico:" in out and "whole candidate set" in out
+
+
 @pytest.mark.parametrize("args, message", [
     (["search", "--space", "darts"], "unknown search space 'darts'"),
     (["search", "--candidates", "99999"], "larger than nats-tss"),
