@@ -61,6 +61,7 @@ class Candidate(Base):
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # every proxy computed, by name
     params: Mapped[int | None] = mapped_column(BigInteger)
     proxy_seconds: Mapped[float | None] = mapped_column(Float)
+    energy_j: Mapped[float | None] = mapped_column(Float)  # None where the machine has no energy counter
     scorer_version: Mapped[str | None] = mapped_column(String(16))
     rank: Mapped[int | None] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(128))
@@ -83,6 +84,7 @@ class Training(Base):
     valid_acc: Mapped[float | None] = mapped_column(Float)
     test_acc: Mapped[float | None] = mapped_column(Float)
     seconds: Mapped[float | None] = mapped_column(Float)
+    energy_j: Mapped[float | None] = mapped_column(Float)  # None where the machine has no energy counter
     worker: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # also the claim's fencing token
     error: Mapped[str | None] = mapped_column(Text)

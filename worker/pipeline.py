@@ -21,6 +21,7 @@ from models import Candidate, Job, Store, Training, Worker, utcnow
 
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
 from . import report
+from .energy import measure_energy
 from .runtime import Runtime
 
 __all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
@@ -87,9 +88,11 @@ def score_chunk(
             arch, seed = cand.arch, cand.seed
         values: dict[str, Any]
         try:
-            result = scorer.score_arch(spec.space, arch, proxy, inputs, targets, seed, num_classes, runtime.device)
+            with measure_energy(runtime.device) as energy:
+                result = scorer.score_arch(spec.space, arch, proxy, inputs, targets, seed, num_classes,
+                                           runtime.device)
             values = dict(status="scored", score=result.score, scores=result.scores,
-                          params=result.params, proxy_seconds=result.seconds)
+                          params=result.params, proxy_seconds=result.seconds, energy_j=energy.joules)
             report["scored"] += 1
         except (FloatingPointError, RuntimeError) as error:
             log.warning("candidate %s (%s) failed: %s", candidate_id, arch, error)
@@ -227,10 +230,12 @@ def train_candidate(
         arch, seed, training_id = cand.arch, cand.seed, training.id
     start = time.perf_counter()
     try:
-        if isinstance(spec.final, TrainStage):
-            outcome = _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress)
-        else:
-            outcome = _lookup(runtime, spec, arch)
+        with measure_energy(runtime.device) as energy:
+            if isinstance(spec.final, TrainStage):
+                outcome = _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress)
+            else:
+                outcome = _lookup(runtime, spec, arch)
+        outcome["energy_j"] = energy.joules
     except Exception as error:
         log.exception("training candidate %s failed", candidate_id)
         outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:2000]}
@@ -327,17 +332,31 @@ def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
         select(func.coalesce(func.sum(Training.seconds), 0.0), func.count(Training.seconds))
         .where(Training.job_id == job.id, Training.status == "done")).one()
     measured = [e for e in top if e.get("valid_acc") is not None and e.get("score") is not None]
+    energy = _energy(session, job.id)
     return {
         "winner": winner,
         "selected_by": selected_by,
         "top_k": top,
         "compute_seconds": {"scoring": round(scoring_seconds, 3), "training": round(training_seconds, 3)},
         "compute": report.compute(scoring_seconds, n_scored, training_seconds, n_trained, job.n_candidates,
-                                  device=", ".join(_devices(session, job.id)) or "unknown"),
+                                  device=", ".join(_devices(session, job.id)) or "unknown", energy=energy),
         "validity": report.validity([e["score"] for e in measured], [e["params"] for e in measured],
                                     [e["valid_acc"] for e in measured], job.proxy),
         "scorer_version": scorer.__version__,
     }
+
+
+def _energy(session, job_id: str) -> dict[str, Any]:
+    """Joules over every scored and trained candidate, only if every one of them was measured."""
+    joules = 0.0
+    for model, done in ((Candidate, Candidate.status == "scored"), (Training, Training.status == "done")):
+        total, measured, count = session.execute(
+            select(func.sum(model.energy_j), func.count(model.energy_j), func.count())
+            .where(model.job_id == job_id, done)).one()
+        if measured != count:
+            return {"joules": None, "source": "unknown"}
+        joules += total or 0.0
+    return {"joules": round(joules, 1), "source": "measured (NVML or RAPL counters)"}
 
 
 def _devices(session, job_id: str) -> list[str]:

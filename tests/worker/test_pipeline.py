@@ -229,3 +229,20 @@ def test_validity_waits_for_five_accuracies(store, runtime):
     pipeline.run_job(store, runtime, job_id)
     with store.session() as s:
         assert s.get(Job, job_id).result["validity"]["available"] is False
+
+
+def test_energy_is_summed_when_every_step_was_measured(store, runtime, tmp_path, monkeypatch):
+    """A readable RAPL-style counter (a file here: no real counter on these machines)."""
+    import worker.energy as energy
+
+    counter = tmp_path / "intel-rapl:0"
+    counter.mkdir()
+    (counter / "energy_uj").write_text("5000000")
+    monkeypatch.setattr(energy, "RAPL_GLOB", str(tmp_path / "intel-rapl:[0-9]*" / "energy_uj"))
+    job_id = pipeline.create_job(store, spec())
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    with store.session() as s:
+        compute = s.get(Job, job_id).result["compute"]
+        per_candidate = s.scalars(select(Candidate.energy_j).where(Candidate.job_id == job_id)).all()
+    assert per_candidate == [0.0] * 6  # the counter did not move: 0 J measured, not unknown
+    assert compute["energy_joules"] == 0.0 and compute["energy_source"].startswith("measured")
