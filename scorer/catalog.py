@@ -40,7 +40,6 @@ PROXIES: dict[str, str] = {
     "synflow": "synaptic flow: sum |w * dR/dw| of the |weights|, BN-free net on an all-ones input",
     "zico": "sum over layers of log(sum mean|g| / std(g)) across mini-batches (ZiCo)",
 }
-AGGREGATES: dict[str, tuple[str, ...]] = {"ensemble": ("mgm", "zico", "naswot", "synflow", "flops")}
 PROXY_ALIASES: dict[str, str] = {
     "knas": "mgm", "macs": "flops", "jacob_cov": "jacov", "grad-norm": "grad_norm", "nwot": "naswot", "param_count": "params",
 }

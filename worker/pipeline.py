@@ -170,9 +170,8 @@ def rank(store: Store, job_id: str) -> list[int]:
 
 def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
     """For rank-aggregating proxies, form each candidate's score from the whole set's components."""
-    from scorer.catalog import AGGREGATES
-
-    if proxy_name not in AGGREGATES:
+    components = scorer.get_proxy(proxy_name).components
+    if not components:
         return
     from scorer.proxies.ensemble import aggregate
 
@@ -180,7 +179,7 @@ def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
                            .where(Candidate.job_id == job_id, Candidate.status == "scored")).all()
     if not rows:
         return
-    combined = aggregate({name: [scores[name] for _, scores in rows] for name in AGGREGATES[proxy_name]})
+    combined = aggregate({name: [scores[name] for _, scores in rows] for name in components})
     for (candidate_id, _), value in zip(rows, combined):
         session.execute(update(Candidate).where(Candidate.id == candidate_id).values(score=value))
 
