@@ -79,3 +79,14 @@ def score_archs(indices, proxies, cache: ScoreCache, probe_inputs, probe_targets
         if progress:
             progress(done, len(indices))
     cache.save()
+
+
+def proxy_scores(name: str, indices, cache: ScoreCache) -> list[float]:
+    """A proxy's scores over `indices`; a rank aggregate (ensemble) is formed over exactly that set."""
+    from scorer.proxies import get_proxy
+    from scorer.proxies.ensemble import aggregate
+
+    parts = get_proxy(name).components
+    if parts:
+        return aggregate({p: [cache.get(i, p) for i in indices] for p in parts})
+    return [cache.get(i, name) for i in indices]

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from nb201 import DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, score_archs, test_accuracy  # noqa: E402
+from nb201 import DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, proxy_scores, score_archs, test_accuracy  # noqa: E402
 
 EXPENSIVE = {"mgm-offdiag"}  # per-sample norms: ~5x mgm; only on request
 
@@ -49,19 +49,16 @@ def per_net_proxies(requested: list[str] | None) -> tuple[list[str], list[str]]:
 
 def evaluate(indices, proxies, aggregates, cache, accuracy) -> dict[str, dict[str, float]]:
     from scorer.proxies import get_proxy
-    from scorer.proxies.ensemble import aggregate
 
     acc = [accuracy[i] for i in indices]
     table = {}
     for proxy in proxies:
-        scores = [cache.get(i, proxy) for i in indices]
-        kendall, spearman = correlations(scores, acc)
+        kendall, spearman = correlations(proxy_scores(proxy, indices, cache), acc)
         seconds = sum(cache.seconds(i, proxy) or 0.0 for i in indices) / len(indices)
         table[proxy] = {"kendall": kendall, "spearman": spearman, "seconds_per_arch": seconds}
     for name in aggregates:
         parts = get_proxy(name).components
-        combined = aggregate({p: [cache.get(i, p) for i in indices] for p in parts})
-        kendall, spearman = correlations(combined, acc)
+        kendall, spearman = correlations(proxy_scores(name, indices, cache), acc)
         seconds = sum(table[p]["seconds_per_arch"] for p in parts)
         table[name] = {"kendall": kendall, "spearman": spearman, "seconds_per_arch": seconds}
     return table
@@ -114,16 +111,9 @@ def main() -> None:
 
     result = {name: dict(tables[0][name]) for name in tables[0]} if tables else {}
     if args.repeats > 1:
-        from scorer.proxies import get_proxy
-        from scorer.proxies.ensemble import aggregate
-
         for name in result:
-            def series(cache):
-                if name in aggregates:
-                    parts = get_proxy(name).components
-                    return aggregate({p: [cache.get(i, p) for i in indices] for p in parts})
-                return [cache.get(i, name) for i in indices]
-            taus = [correlations(series(a), series(b))[0] for a, b in itertools.combinations(caches, 2)]
+            taus = [correlations(proxy_scores(name, indices, a), proxy_scores(name, indices, b))[0]
+                    for a, b in itertools.combinations(caches, 2)]
             result[name]["repeat_kendall"] = sum(taus) / len(taus)
             result[name]["kendall_over_repeats"] = [t[name]["kendall"] for t in tables]
 

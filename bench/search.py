@@ -23,20 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from nb201 import DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, score_archs, short_valid_accuracy, test_accuracy  # noqa: E402
+from nb201 import (  # noqa: E402
+    DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, proxy_scores, score_archs, short_valid_accuracy, test_accuracy,
+)
 from ranking import per_net_proxies  # noqa: E402
 
 ANCHORS = {"NASWOT (N=100)": 92.81, "KNAS (paper)": 93.43, "TE-NAS": 93.9, "ZiCo": 94.0, "optimum": 94.37}
-
-
-def proxy_scores(name, indices, cache) -> list[float]:
-    from scorer.proxies import get_proxy
-    from scorer.proxies.ensemble import aggregate
-
-    parts = get_proxy(name).components
-    if parts:
-        return aggregate({p: [cache.get(i, p) for i in indices] for p in parts})
-    return [cache.get(i, name) for i in indices]
 
 
 def run(name, pool, n, k, seeds, cache, valid12, test200) -> dict:
