@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
@@ -20,9 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knas.settings import Settings, get_settings
 from models import Store
+from models.users import LOCAL_USER, ensure_local_user
 from scorer import __version__
 from worker.queue import JobQueue, LocalQueue, make_queue
 
+from .deps import FailedAuthLimiter, get_current_user
 from .routes import catalog, health, jobs, metrics, workers
 
 log = logging.getLogger("knas.api")
@@ -37,6 +39,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.effective_database_url)  # runs migrations: the schema is always current
+        if settings.embedded:  # one local admin; clients on this host read its token from HOME/token
+            token_file = ensure_local_user(store, settings.home)
+            log.warning("embedded mode: single local user %r (admin); its API token is in %s", LOCAL_USER, token_file)
         job_queue = queue if queue is not None else make_queue(settings, store)
         if isinstance(job_queue, LocalQueue):
             resumed = job_queue.resume_unfinished()  # jobs a previous (killed) server left active
@@ -53,7 +58,10 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app = FastAPI(title="knas", version=__version__, lifespan=lifespan,
                   description="Training-free neural architecture search (KNAS gradient kernel) as a service.")
     app.state.settings = settings
-    for router in (jobs.router, catalog.router, workers.router, health.router, metrics.router):
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
+    for router in (jobs.router, catalog.router, workers.router):  # /v1: a token on every route
+        app.include_router(router, dependencies=[Depends(get_current_user)])
+    for router in (health.router, metrics.router):  # probes for load balancers and Prometheus
         app.include_router(router)
     add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)

@@ -23,10 +23,13 @@ class KnasClientError(Exception):
 
 
 class KnasClient:
-    def __init__(self, server: str, timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, server: str, timeout: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 token: str | None = None) -> None:
         self.server = server.rstrip("/")
-        self._http = httpx.Client(base_url=self.server, timeout=timeout, transport=transport,
-                                  headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.server, timeout=timeout, transport=transport, headers=headers)
 
     def __enter__(self) -> "KnasClient":
         return self
@@ -50,12 +53,16 @@ class KnasClient:
         except httpx.HTTPError as error:
             raise KnasClientError(f"request to {self.server}{path} failed: {_reason(error)}") from None
         if response.status_code >= 400:
-            raise KnasClientError(f"{response.status_code} {_server_message(response)}", response.status_code)
+            message = f"{response.status_code} {_server_message(response)}"
+            if response.status_code == 401 and "Authorization" not in self._http.headers:
+                message += "; set KNAS_TOKEN to your API token"
+            raise KnasClientError(message, response.status_code)
         return response
 
-    def submit(self, spec: JobSpec | dict[str, Any]) -> dict[str, Any]:
+    def submit(self, spec: JobSpec | dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         body = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else spec
-        return self.request("POST", "/v1/jobs", json=body).json()
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self.request("POST", "/v1/jobs", json=body, headers=headers).json()
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/jobs/{job_id}").json()

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated modules workers import (site datasets/proxies)")
     server: str = Field(default="http://127.0.0.1:8000", description="server URL for client commands")
+    token: SecretStr | None = Field(default=None, description="API token for client commands (else HOME/token)")
+    user_max_jobs: int = Field(default=10, ge=1, description="active jobs per user unless the user has its own limit")
+    auth_failures_per_minute: int = Field(default=20, ge=1, description="failed logins per client IP before 429")
+    fanout_window: int = Field(default=2, ge=1, description="scoring chunks of one job in the queue at once (fair share)")
 
     @field_validator("home", "data_dir", "benchmark_dir", mode="after")
     @classmethod
@@ -54,6 +58,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'knas.db'}"
+
+    def client_token(self) -> str | None:
+        """The token client commands send: KNAS_TOKEN, else the embedded server's HOME/token file."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        path = self.home / "token"
+        return path.read_text().strip() if path.is_file() else None
 
     def resolved_device(self) -> str:
         if self.device != "auto":

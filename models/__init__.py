@@ -10,10 +10,11 @@ from .tables import (
     Candidate,
     Job,
     Training,
+    User,
     Worker,
 )
 
 __all__ = [
     "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "TRAINING_STATES",
-    "Base", "Candidate", "Job", "Store", "Training", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
+    "Base", "Candidate", "Job", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, new_id, utcnow
@@ -16,8 +18,24 @@ CANDIDATE_STATES = ("pending", "scored", "failed")
 TRAINING_STATES = ("pending", "running", "done", "failed")
 
 
+class User(Base):
+    """Someone with an API token. Only the token's SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_jobs: Mapped[int | None] = mapped_column(Integer)  # concurrently active jobs; None = no limit
+    max_candidates: Mapped[int | None] = mapped_column(Integer)  # per job; None = the server's KNAS_MAX_CANDIDATES
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -39,6 +57,8 @@ class Job(Base):
     # updated_at doubles as the job's progress clock (every stored score, epoch and transition touches it);
     # swept_at is when the sweep last re-enqueued its work, so lost work is re-sent once per lease, not per sweep.
     swept_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The client's Idempotency-Key header: a repeated POST with the same key returns this job.
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
 
     candidates: Mapped[list["Candidate"]] = relationship(back_populates="job", cascade="all, delete-orphan")
 
@@ -67,6 +87,8 @@ class Candidate(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Which scoring task holds it (fair share hands out a few chunks per job at a time); None = not sent yet.
+    dispatch: Mapped[str | None] = mapped_column(String(36))
 
     job: Mapped[Job] = relationship(back_populates="candidates")
     training: Mapped["Training | None"] = relationship(back_populates="candidate", cascade="all, delete-orphan")

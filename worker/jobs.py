@@ -101,7 +101,7 @@ def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path 
     return spec.model_copy(update={"dataset": dataset.name, "proxy": spec.proxy.model_copy(update={"name": proxy})})
 
 
-def create_job(store: Store, spec: JobSpec, owner: str | None = None) -> str:
+def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotency_key: str | None = None) -> str:
     """Write the job and all its candidates (once each) in one transaction."""
     spec = check_spec(spec)
     space = get_space(spec.space)
@@ -110,7 +110,7 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None) -> str:
         job = Job(
             owner=owner, status="queued", priority=spec.priority, spec=spec.model_dump(mode="json"),
             space=spec.space, dataset=spec.dataset, proxy=spec.proxy.name,
-            n_candidates=len(archs), top_k=spec.top_k, timings={},
+            n_candidates=len(archs), top_k=spec.top_k, timings={}, idempotency_key=idempotency_key,
         )
         session.add(job)
         session.flush()

@@ -6,12 +6,16 @@ import io
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from knas.jobspec import JobSpec, TrainStage
 from knas.settings import Settings
-from models import JOB_STATES, Job, Store
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from models import ACTIVE_STATES, JOB_STATES, Job, Store
+from models.users import Principal
 from models.queries import job_summary, list_jobs, ranked_candidates
 from worker.jobs import SpecError, cancel_job, check_spec, create_job, fail_job, job_status
 
@@ -37,8 +41,11 @@ def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "value_error"}])
 
 
-def check_limits(spec: JobSpec, settings: Settings) -> None:
-    """This server's ceilings (KNAS_MAX_*), which JobSpec alone cannot know."""
+def check_limits(spec: JobSpec, settings: Settings, user: Principal) -> None:
+    """This server's ceilings (KNAS_MAX_*) and the user's quota, which JobSpec alone cannot know."""
+    if user.max_candidates is not None and spec.candidate_count > user.max_candidates:
+        raise invalid(("candidates",), f"the job has {spec.candidate_count} candidates; your quota allows at most "
+                                       f"{user.max_candidates} per job (max-candidates of user {user.name!r})")
     if spec.candidate_count > settings.max_candidates:
         raise invalid(("candidates",), f"the job has {spec.candidate_count} candidates; this server allows at most "
                                        f"{settings.max_candidates} (KNAS_MAX_CANDIDATES)")
@@ -56,22 +63,57 @@ def _spec_error(error: SpecError) -> RequestValidationError:
     return invalid(loc, message)
 
 
+def check_active_jobs(store: Store, settings: Settings, user: Principal) -> None:
+    """429 when the user already has their limit of active (queued or running) jobs."""
+    limit = user.max_jobs if user.max_jobs is not None else settings.user_max_jobs
+    with store.session() as session:
+        active = session.scalar(select(func.count()).select_from(Job)
+                                .where(Job.owner == user.name, Job.status.in_(ACTIVE_STATES)))
+    if active >= limit:
+        source = f"max-jobs of user {user.name!r}" if user.max_jobs is not None else "KNAS_USER_MAX_JOBS"
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"you have {active} active jobs, the limit is {limit} ({source}); "
+                            f"wait for one to finish or cancel one", headers={"Retry-After": "30"})
+
+
+def _replayed(store: Store, user: Principal, key: str | None) -> str | None:
+    if key is None:
+        return None
+    with store.session() as session:
+        return session.scalar(select(Job.id).where(Job.owner == user.name, Job.idempotency_key == key))
+
+
 def _job_public(store: Store, job_id: str) -> JobPublic:
     with store.session() as session:
         return JobPublic.model_validate(job_summary(session, session.get(Job, job_id)))
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
-             responses={413: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}})
-def submit_job(spec: JobSpec, response: Response, store: StoreDep, settings: SettingsDep, queue: QueueDep,
-               user: CurrentUser) -> JobPublic:
-    """Validate the spec against this server (names, files, limits), store the job and enqueue it."""
-    check_limits(spec, settings)
+             responses={413: {"model": Problem}, 422: {"model": Problem}, 429: {"model": Problem},
+                        503: {"model": Problem}})
+def submit_job(
+    spec: JobSpec, response: Response, store: StoreDep, settings: SettingsDep, queue: QueueDep, user: CurrentUser,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=128,
+                                                  description="repeat a POST safely: one job per key and user")] = None,
+) -> JobPublic:
+    """Validate the spec against this server (names, files, limits, quota), store the job and enqueue it."""
+    if (existing := _replayed(store, user, idempotency_key)) is not None:
+        response.headers["Location"] = f"{router.prefix}/{existing}"
+        response.headers["Idempotent-Replayed"] = "true"
+        return _job_public(store, existing)
+    check_limits(spec, settings, user)
     try:
         spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True)
     except SpecError as error:
         raise _spec_error(error) from None
-    job_id = create_job(store, spec, owner=user)
+    check_active_jobs(store, settings, user)
+    try:
+        job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key)
+    except IntegrityError:  # the same key raced us: the other request created the job
+        if (existing := _replayed(store, user, idempotency_key)) is None:
+            raise
+        response.headers["Idempotent-Replayed"] = "true"
+        return _job_public(store, existing)
     try:
         queue.submit(job_id, spec.priority)
     except Exception as error:  # broker down: say so now rather than leave a job nobody will run
@@ -86,12 +128,17 @@ def submit_job(spec: JobSpec, response: Response, store: StoreDep, settings: Set
 @router.get("", response_model=JobsPublic)
 def get_jobs(
     store: StoreDep,
+    user: CurrentUser,
     status_: Annotated[Literal[JOB_STATES] | None, Query(alias="status")] = None,  # type: ignore[valid-type]
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobsPublic:
-    """Newest first."""
+    """Newest first. Users see their own jobs; admins see everyone's (filter with `owner`)."""
+    if not user.admin:
+        if owner not in (None, user.name):
+            return JobsPublic(data=[], count=0)
+        owner = user.name
     with store.session() as session:
         jobs, total = list_jobs(session, status=status_, owner=owner, limit=limit, offset=offset)
         return JobsPublic(data=[JobPublic.model_validate(job_summary(session, job)) for job in jobs], count=total)

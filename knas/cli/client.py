@@ -36,8 +36,9 @@ def client_errors(fn: Callable) -> Callable:
 
 def _client(server: str):
     from knas.client import KnasClient
+    from knas.settings import get_settings
 
-    return KnasClient(server)
+    return KnasClient(server, token=get_settings().client_token())
 
 
 def watch_job(client, job_id: str) -> dict[str, Any]:

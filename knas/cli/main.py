@@ -7,6 +7,7 @@ from .client import results, status, submit
 from .jobs import db, jobs
 from .search import score, search
 from .serve import serve
+from .users import users
 from .worker_cmd import worker
 
 
@@ -46,7 +47,7 @@ def datasets() -> None:
         click.echo(f"{name:16s} {info.num_classes:>4d} classes {str(info.in_shape):14s} {where}: {info.description}")
 
 
-for command in (search, score, jobs, db, worker, serve, submit, status, results):
+for command in (search, score, jobs, db, worker, serve, submit, status, results, users):
     cli.add_command(command)
 
 

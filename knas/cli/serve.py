@@ -18,11 +18,13 @@ def describe_mode(settings: Settings) -> str:
 
     database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     if settings.embedded and not settings.broker_url:
-        return (f"knas: embedded mode: SQLite at {settings.home / 'knas.db'}, jobs run in this process "
+        return (f"knas: embedded mode: SQLite at {settings.home / 'knas.db'}, jobs run in this process; "
+                f"single local user 'local' (admin), API token in {settings.home / 'token'} "
                 f"(set KNAS_DATABASE_URL and KNAS_BROKER_URL for the service)")
     if not settings.broker_url:
         return f"knas: database {database}, jobs run in this process (KNAS_BROKER_URL is not set)"
-    return f"knas: API only: database {database}, broker {maybe_sanitize_url(settings.broker_url)} (run `knas worker`)"
+    return (f"knas: API only: database {database}, broker {maybe_sanitize_url(settings.broker_url)} "
+            f"(run `knas worker`; every request needs a token from `knas users add`)")
 
 
 @click.command()

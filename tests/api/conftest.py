@@ -100,8 +100,33 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def client(self, timeout: float = 30) -> KnasClient:
-        return KnasClient(self.url, timeout=timeout)
+    @property
+    def token(self) -> str:
+        """The admin token: the embedded server's HOME/token, or one made by `add_user` for a database server."""
+        if getattr(self, "_token", None) is None:
+            if "KNAS_DATABASE_URL" in self.env:
+                self._token = self.add_user("admin", admin=True)
+            else:
+                self._token = (Path(self.env["KNAS_HOME"]) / "token").read_text().strip()
+        return self._token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def add_user(self, name: str, **options: Any) -> str:
+        """A user in this server's store (as `knas users add` makes one); returns the token."""
+        from models import Store
+        from models.users import add_user
+
+        store = Store(self.env.get("KNAS_DATABASE_URL") or f"sqlite:///{Path(self.env['KNAS_HOME']) / 'knas.db'}")
+        try:
+            return add_user(store, name, **options)
+        finally:
+            store.dispose()
+
+    def client(self, timeout: float = 30, token: str | None = None) -> KnasClient:
+        return KnasClient(self.url, timeout=timeout, token=token or self.token)
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +151,8 @@ def api(embedded_server: LiveServer):
 @pytest.fixture
 def http(embedded_server: LiveServer):
     """A raw httpx client, for requests KnasClient would never send."""
-    with httpx.Client(base_url=embedded_server.url, timeout=30) as client:
+    with httpx.Client(base_url=embedded_server.url, timeout=30,
+                      headers=embedded_server.auth) as client:
         yield client
 
 

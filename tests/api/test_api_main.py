@@ -21,9 +21,13 @@ import json, sys, warnings
 warnings.simplefilter("ignore")
 from fastapi.testclient import TestClient
 from api.main import create_app
+from knas.settings import get_settings
+from models import Store
+from models.users import add_user
 
 spec = json.loads(sys.argv[1])
-with TestClient(create_app()) as client:
+token = add_user(Store(get_settings().effective_database_url), "alice")
+with TestClient(create_app(), headers={"Authorization": f"Bearer {token}"}) as client:
     submitted = client.post("/v1/jobs", json=spec)
     import redis  # right away: other tests share (and flush) the test Redis database
     queued = [k.decode() for k in redis.Redis.from_url(sys.argv[2]).keys("score*")]
@@ -91,6 +95,7 @@ class BrokerDown:
 
 def test_a_queue_that_cannot_take_the_job_is_a_503_and_the_job_says_why(tmp_path, make_spec):
     with TestClient(create_app(Settings(home=tmp_path), queue=BrokerDown())) as client:
+        client.headers["Authorization"] = f"Bearer {(tmp_path / 'token').read_text().strip()}"
         response = client.post("/v1/jobs", json=make_spec())
         assert response.status_code == 503 and "job queue is unavailable" in response.json()["detail"]
         jobs = client.get("/v1/jobs").json()["data"]

@@ -13,7 +13,8 @@ import pytest
 @pytest.fixture
 def knas(server_env, tmp_path, embedded_server):
     """Run the `knas` command as a user would, pointed at the live server through KNAS_SERVER."""
-    env = server_env(KNAS_HOME=str(tmp_path / "client-home"), KNAS_SERVER=embedded_server.url)
+    env = server_env(KNAS_HOME=str(tmp_path / "client-home"), KNAS_SERVER=embedded_server.url,
+                     KNAS_TOKEN=embedded_server.token)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "knas.cli.main", *args], env=env, capture_output=True,

@@ -18,7 +18,7 @@ INDEX_0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip
 
 def run_tiny_job(server, spec) -> dict:
     """POST, check the 202 answer, poll to the end; returns the finished job."""
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.auth) as http:
         response = http.post("/v1/jobs", json=spec)
         assert response.status_code == 202, response.text
         job = response.json()
@@ -35,7 +35,7 @@ def check_finished(server, job: dict) -> None:
     assert job["status"] == "succeeded", job
     assert job["progress"]["scored"] == n and job["progress"]["pending"] == 0
     assert job["finished_at"] and job["timings"]["scoring"]["seconds"] >= 0
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.auth) as http:
         ranked = http.get(f"/v1/jobs/{job['id']}/candidates").json()
         assert ranked["count"] == n
         assert [c["rank"] for c in ranked["data"]] == list(range(1, n + 1))
@@ -69,7 +69,7 @@ def test_tiny_job_runs_to_success_on_postgres_and_an_outage_is_a_503(pg_server, 
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE "{make_url(pg_url).database}" WITH (FORCE)'))
     admin.dispose()
-    with httpx.Client(base_url=pg_server.url, timeout=30) as http:
+    with httpx.Client(base_url=pg_server.url, timeout=30, headers=pg_server.auth) as http:
         for path in ("/v1/jobs", f"/v1/jobs/{job['id']}"):
             response = http.get(path)
             assert response.status_code == 503, response.text
