@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -25,7 +26,7 @@ from .energy import measure_energy
 from .runtime import Runtime
 
 __all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
-           "rank", "run_job", "score_chunk", "start_job", "train_candidate"]
+           "next_chunk", "rank", "redispatch", "run_job", "score_chunk", "start_job", "train_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,58 @@ def _noop(_event: str, _data: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- scoring
 
-def start_job(store: Store, job_id: str, chunk_size: int = 25) -> list[list[int]]:
-    """queued -> scoring; return the pending candidates in chunks (also on redelivery)."""
+def start_job(store: Store, job_id: str, chunk_size: int = 25, window: int | None = None) -> list[list[int]]:
+    """queued -> scoring; return the chunks to score now.
+
+    `window=None` (the in-process runner): every pending candidate, also on redelivery or after a
+    restart. `window=W` (Celery workers): hand out only W chunks; each finished chunk hands out the
+    next (`next_chunk`), so a job never floods the queue and jobs queued after it interleave with it
+    (fair share) instead of waiting behind all of its chunks.
+    """
     with store.session() as session:
         if _transition(session, job_id, ["queued"], "scoring", started_at=utcnow()):
             _mark_stage(session, job_id, "scoring", "started")
         status = session.scalar(select(Job.status).where(Job.id == job_id))
         if status != "scoring":
             return []
-        ids = session.scalars(
-            select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "pending").order_by(Candidate.id)
-        ).all()
-    return [list(ids[i : i + chunk_size]) for i in range(0, len(ids), chunk_size)]
+        if window is None:
+            ids = session.scalars(select(Candidate.id).where(
+                Candidate.job_id == job_id, Candidate.status == "pending").order_by(Candidate.id)).all()
+            return [list(ids[i : i + chunk_size]) for i in range(0, len(ids), chunk_size)]
+    chunks = [next_chunk(store, job_id, chunk_size) for _ in range(window)]
+    return [chunk for chunk in chunks if chunk]
+
+
+def next_chunk(store: Store, job_id: str, chunk_size: int) -> list[int]:
+    """Hand out the job's next chunk of pending candidates nobody was sent yet ([] if none).
+
+    One conditional UPDATE tags the rows with a fresh token, so two finishing chunks racing for
+    the next one never get the same candidates; the loser gets the rest, or nothing.
+    """
+    token = str(uuid.uuid4())
+    undispatched = (Candidate.job_id == job_id, Candidate.status == "pending", Candidate.dispatch.is_(None))
+    first = select(Candidate.id).where(*undispatched).order_by(Candidate.id).limit(chunk_size)
+    with store.session() as session:
+        if session.scalar(select(Job.status).where(Job.id == job_id)) != "scoring":
+            return []
+        session.execute(update(Candidate).where(Candidate.id.in_(first.scalar_subquery()), *undispatched)
+                        .values(dispatch=token).execution_options(synchronize_session=False))
+        return list(session.scalars(select(Candidate.id).where(Candidate.job_id == job_id,
+                                                               Candidate.dispatch == token).order_by(Candidate.id)))
+
+
+def redispatch(store: Store, job_id: str, chunk_size: int, window: int | None) -> list[list[int]]:
+    """Forget which pending candidates were handed out and hand out `window` chunks again (the sweep)."""
+    with store.session() as session:
+        session.execute(update(Candidate).where(Candidate.job_id == job_id, Candidate.status == "pending")
+                        .values(dispatch=None).execution_options(synchronize_session=False))
+    chunks: list[list[int]] = []
+    while window is None or len(chunks) < window:
+        chunk = next_chunk(store, job_id, chunk_size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return chunks
 
 
 def score_chunk(

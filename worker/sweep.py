@@ -17,7 +17,8 @@ Clocks:
 Rules (each a function below; `sweep` runs them all):
 1. `requeue_scoring` - a `scoring` job with nothing pending moves to `ranking` now (its last chunk
    died between storing and the transition); one with pending candidates and no progress for
-   `lease_seconds` gets its pending candidates re-enqueued as chunks.
+   `lease_seconds` gets its pending candidates handed out again (`pipeline.redispatch`: the
+   fan-out window's worth of chunks; each finished chunk sends the next, as after `start_job`).
 2. `reset_stale_trainings` - a `running` training whose heartbeat is older than the lease goes back
    to `pending` (fenced on `attempts`) and is re-enqueued.
 3. `requeue_stranded` - a `queued` job not started within the lease gets `start_job` again; a
@@ -63,27 +64,29 @@ class SweepReport:
 
 
 def sweep(store: Store, enqueue: Enqueue, *, lease_seconds: float, stall_timeout: float, chunk_size: int,
-          now: datetime | None = None) -> SweepReport:
+          window: int | None = None, now: datetime | None = None) -> SweepReport:
     """Run every rule once. Safe to run concurrently from many workers."""
     now = now or utcnow()
     report = SweepReport()
     fail_stalled(store, stall_timeout, now=now, report=report)
     reset_stale_trainings(store, enqueue, lease_seconds, now=now, report=report)
-    requeue_scoring(store, enqueue, lease_seconds, chunk_size, now=now, report=report)
+    requeue_scoring(store, enqueue, lease_seconds, chunk_size, window, now=now, report=report)
     requeue_stranded(store, enqueue, lease_seconds, now=now, report=report)
     return report
 
 
 def sweep_with_settings(store: Store, enqueue: Enqueue, settings: Any, now: datetime | None = None) -> SweepReport:
     return sweep(store, enqueue, lease_seconds=settings.lease_seconds, stall_timeout=settings.stall_timeout,
-                 chunk_size=settings.chunk_size, now=now)
+                 chunk_size=settings.chunk_size, window=settings.fanout_window, now=now)
 
 
 # ---------------------------------------------------------------- rule 1: scoring
 
 def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_size: int,
-                    now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
-    from .pipeline import finish_scoring  # the pipeline's own exactly-once transition
+                    window: int | None = None, now: datetime | None = None,
+                    report: SweepReport | None = None) -> SweepReport:
+    """`window` chunks are handed out again (None: all pending), as `start_job` hands them out."""
+    from .pipeline import finish_scoring, redispatch  # the pipeline's own exactly-once transition
 
     now, report = now or utcnow(), report or SweepReport()
     cutoff = now - timedelta(seconds=lease_seconds)
@@ -99,10 +102,10 @@ def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_
                 continue
             if not _idle(updated_at, swept_at, cutoff) or not _claim(store, job_id, "scoring", now, cutoff):
                 continue
-            log.warning("job %s: no scoring progress since %s; re-enqueueing %d pending candidates",
+            log.warning("job %s: no scoring progress since %s; re-dispatching its %d pending candidates",
                         job_id, updated_at, len(pending))
-            for start in range(0, len(pending), chunk_size):
-                _send(enqueue, report, "knas.score_chunk", [job_id, list(pending[start:start + chunk_size])], priority)
+            for chunk in redispatch(store, job_id, chunk_size, window):
+                _send(enqueue, report, "knas.score_chunk", [job_id, chunk], priority)
         except Exception as error:  # one broken job must not stop the sweep of the others
             _error(report, job_id, error)
     return report

@@ -129,7 +129,7 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], tr
 
 @app.task(name="knas.start_job", bind=True, base=KnasTask)
 def start_job(self: Task, job_id: str) -> int:
-    """queued -> scoring, then one `score_chunk` per chunk of settings.chunk_size candidates."""
+    """queued -> scoring, then the first KNAS_FANOUT_WINDOW `score_chunk`s (each finished one sends the next)."""
 
     def step(ctx: Context) -> int:
         from . import pipeline
@@ -138,7 +138,7 @@ def start_job(self: Task, job_id: str) -> int:
             # Started already: this is a redelivery or a sweep duplicate. Fanning out again would
             # duplicate every chunk; chunks lost from the first fan-out come back via the sweep.
             return 0
-        chunks = pipeline.start_job(ctx.store, job_id, ctx.settings.chunk_size)
+        chunks = pipeline.start_job(ctx.store, job_id, ctx.settings.chunk_size, window=ctx.settings.fanout_window)
         priority = _priority(ctx, job_id)
         for chunk in chunks:
             enqueue("knas.score_chunk", [job_id, chunk], priority)
@@ -151,7 +151,10 @@ def start_job(self: Task, job_id: str) -> int:
 
 @app.task(name="knas.score_chunk", bind=True, base=KnasTask)
 def score_chunk(self: Task, job_id: str, candidate_ids: list[int]) -> dict[str, int]:
-    """Score a chunk; the call whose finish_scoring moved the job to `ranking` enqueues `rank`."""
+    """Score a chunk, then send the job's next chunk to the back of the queue (fair share).
+
+    The call whose finish_scoring moved the job to `ranking` enqueues `rank` instead.
+    """
 
     def step(ctx: Context) -> dict[str, int]:
         from . import pipeline
@@ -159,6 +162,10 @@ def score_chunk(self: Task, job_id: str, candidate_ids: list[int]) -> dict[str, 
         report = pipeline.score_chunk(ctx.store, ctx.runtime, job_id, [int(c) for c in candidate_ids])
         if report.get("finished"):
             enqueue("knas.rank", [job_id], _priority(ctx, job_id))
+        elif not report.get("cancelled"):
+            chunk = pipeline.next_chunk(ctx.store, job_id, ctx.settings.chunk_size)
+            if chunk:
+                enqueue("knas.score_chunk", [job_id, chunk], _priority(ctx, job_id))
         return report
 
     return _run(self, job_id, "scoring", step)

@@ -109,6 +109,20 @@ def test_pending_candidates_of_an_idle_scoring_job_are_re_enqueued_once_per_leas
     assert after.updated_at == progress_clock and after.swept_at is not None  # a sweep is not progress
 
 
+def test_a_windowed_job_whose_chunks_were_lost_gets_a_window_of_chunks_again(db):
+    job_id = new_job(db, candidates={"strategy": "random", "n": 7})
+    first = pipeline.start_job(db, job_id, chunk_size=CHUNK, window=2)  # two chunks sent, then lost
+    assert len(first) == 2 and pipeline.next_chunk(db, job_id, CHUNK)  # a third went out too
+    store_scores(db, job_id, first[0])
+    pending = candidate_ids(db, job_id, "pending")
+
+    sent = requeue_scoring(db, Sent(), LEASE, CHUNK, window=2, now=later(LEASE + 1)).enqueued
+    assert sent == [("knas.score_chunk", [job_id, pending[i:i + CHUNK]]) for i in (0, CHUNK)]
+    # ... and the rest is handed out one chunk per finished chunk, never twice
+    rest = pipeline.next_chunk(db, job_id, 100)
+    assert rest == pending[2 * CHUNK:] and pipeline.next_chunk(db, job_id, 100) == []
+
+
 def test_a_scoring_job_with_nothing_pending_moves_to_ranking_exactly_once(db):
     job_id = new_job(db)
     pipeline.start_job(db, job_id)

@@ -50,18 +50,25 @@ def test_a_job_flows_through_the_tasks_and_each_step_enqueues_the_next(ctx, stor
     _, sent = ctx
     monkeypatch.setattr(pipeline, "_train", lambda *a, **k: {"valid_acc": 0.5, "test_acc": 0.4})
     job_id = new_job(store)
-    assert tasks.start_job.apply(args=[job_id]).get() == 3
+    assert tasks.start_job.apply(args=[job_id]).get() == 2  # KNAS_FANOUT_WINDOW chunks, not all three
     chunks = [args[1] for task, args, _ in sent]
-    assert [len(c) for c in chunks] == [2, 2, 1] and {p for _, _, p in sent} == {7}
+    assert [len(c) for c in chunks] == [2, 2] and {p for _, _, p in sent} == {7}
     assert tasks.start_job.apply(args=[job_id]).get() == 0  # redelivered: no second fan-out
-    assert len(sent) == 3
+    assert len(sent) == 2
 
     sent.clear()
-    first = [tasks.score_chunk.apply(args=[job_id, chunk]).get() for chunk in chunks[:2]]
+    first = tasks.score_chunk.apply(args=[job_id, chunks[0]]).get()
+    assert first["scored"] == 2 and len(sent) == 1  # a finished chunk sends the job's next one
+    task, (_, third), priority = sent[0]
+    assert task == "knas.score_chunk" and len(third) == 1 and not set(third) & {*chunks[0], *chunks[1]}
+    chunks.append(third)
+    second = tasks.score_chunk.apply(args=[job_id, chunks[1]]).get()
     again = tasks.score_chunk.apply(args=[job_id, chunks[0]]).get()  # a redelivered chunk: nothing twice
+    assert len(sent) == 1  # nothing left to hand out
+    sent.clear()
     last = tasks.score_chunk.apply(args=[job_id, chunks[2]]).get()
-    assert [r["scored"] for r in first] == [2, 2] and again["skipped"] == 2 and last["scored"] == 1
-    assert [r["finished"] for r in (*first, again, last)] == [0, 0, 0, 1]
+    assert second["scored"] == 2 and again["skipped"] == 2 and last["scored"] == 1
+    assert [r["finished"] for r in (first, second, again, last)] == [0, 0, 0, 1]
     assert sent == [("knas.rank", [job_id], 7)]  # only the chunk that moved the job on sends rank
     late = tasks.score_chunk.apply(args=[job_id, chunks[0]]).get()  # redelivered after the job moved on
     assert late["scored"] == 0 and not late["finished"] and len(sent) == 1

@@ -1,0 +1,95 @@
+"""Fair share and priorities on a real Celery worker (Redis broker, PostgreSQL store).
+
+One worker process with one slot, chunks of one candidate: the order in which candidates get
+their `scored_at` is the order in which the broker handed out the work.
+"""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from knas.jobspec import JobSpec
+from knas.settings import Settings
+from models import Candidate, Job, Store
+from worker import pipeline
+from worker.queue import CeleryQueue
+
+from live_workers import wait_for_rows
+
+WINDOW = 2  # KNAS_FANOUT_WINDOW: chunks of one job in the queue at once
+
+
+def job_spec(n: int, seed: int, priority: int = 0) -> JobSpec:
+    return JobSpec.model_validate({
+        "space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": n},
+        "proxy": {"name": "params", "batch_size": 8}, "seed": seed, "top_k": 1, "final": {"mode": "none"},
+        "priority": priority})
+
+
+def scoring_order(store: Store, job_ids: list[str]) -> list[str]:
+    """The owner of each scored candidate, in the order they were scored."""
+    with store.session() as s:
+        return list(s.scalars(select(Job.owner).join(Candidate, Candidate.job_id == Job.id)
+                              .where(Job.id.in_(job_ids), Candidate.scored_at.is_not(None))
+                              .order_by(Candidate.scored_at, Candidate.id)))
+
+
+def wait_finished(store: Store, job_ids: list[str], worker, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while any(pipeline.job_status(store, j) not in ("succeeded", "failed", "cancelled") for j in job_ids):
+        assert time.time() < deadline, f"jobs not done in {timeout} s\n{worker.output()[-3000:]}"
+        time.sleep(0.3)
+
+
+def longest_run(owners: list[str]) -> int:
+    best = run = 0
+    for i, owner in enumerate(owners):
+        run = run + 1 if i and owner == owners[i - 1] else 1
+        best = max(best, run)
+    return best
+
+
+def test_two_users_jobs_alternate_instead_of_one_draining_first(pg_url, redis_url, start_worker):
+    store = Store(pg_url)
+    queue = CeleryQueue(Settings(broker_url=redis_url))
+    bulk = pipeline.create_job(store, job_spec(12, seed=1), owner="alice")  # alice's big job first...
+    small = pipeline.create_job(store, job_spec(8, seed=2), owner="bob")  # ... then bob's, same priority
+    for job_id in (bulk, small):
+        queue.submit(job_id, 0)
+    worker = start_worker("fair", "--concurrency", "1", KNAS_CHUNK_SIZE="1", KNAS_FANOUT_WINDOW=str(WINDOW))
+    wait_finished(store, [bulk, small], worker)
+
+    order = scoring_order(store, [bulk, small])
+    assert len(order) == 20
+    # Turns of one window each (AABBAABB...), instead of alice's 12 candidates before bob's first;
+    # bob's 8 are done within the first 16, then alice's remaining 4 run.
+    assert order.index("bob") <= WINDOW, order
+    assert longest_run(order[:16]) <= WINDOW, order
+    assert order[:16].count("bob") == 8, order
+    store.dispose()
+
+
+def test_a_high_priority_job_overtakes_a_bulk_job_already_running(pg_url, redis_url, start_worker):
+    store = Store(pg_url)
+    queue = CeleryQueue(Settings(broker_url=redis_url))
+    worker = start_worker("prio", "--concurrency", "1", KNAS_CHUNK_SIZE="1", KNAS_FANOUT_WINDOW=str(WINDOW))
+    wait_for_rows(store, {"prio"}, procs=[worker])
+    bulk = pipeline.create_job(store, job_spec(40, seed=3, priority=0), owner="alice")
+    queue.submit(bulk, 0)
+    deadline = time.time() + 60
+    while len(scoring_order(store, [bulk])) < 3:  # the bulk job is under way
+        assert time.time() < deadline, worker.output()[-3000:]
+        time.sleep(0.1)
+    urgent = pipeline.create_job(store, job_spec(6, seed=4, priority=9), owner="bob")
+    queue.submit(urgent, 9)
+    wait_finished(store, [bulk, urgent], worker)
+
+    order = scoring_order(store, [bulk, urgent])
+    first, last = order.index("bob"), len(order) - 1 - order[::-1].index("bob")
+    # Once bob's job was picked up, its 6 candidates ran back to back, ahead of alice's queued work
+    # (at most the one chunk the worker had already taken runs in between)...
+    assert order[first : last + 1].count("alice") <= 1, order
+    # ... and long before alice's job was done.
+    assert order[last + 1 :].count("alice") >= 20, order
+    store.dispose()
