@@ -1,0 +1,109 @@
+"""Users and tokens over real HTTP: 401/403, each user sees only their own jobs, admins see all, quotas."""
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from knas.client import KnasClientError
+from models import Store
+from models.users import revoke_user
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def test_every_v1_route_needs_a_token(embedded_server, make_spec):
+    job_path = f"/v1/jobs/{uuid.uuid4()}"
+    routes = [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", job_path), ("GET", f"{job_path}/candidates"),
+              ("POST", f"{job_path}/cancel"), ("GET", "/v1/workers"), ("GET", "/v1/spaces"), ("GET", "/v1/proxies"),
+              ("GET", "/v1/datasets")]
+    with httpx.Client(base_url=embedded_server.url, timeout=30) as http:
+        for method, path in routes:
+            response = http.request(method, path, json=make_spec() if method == "POST" else None)
+            assert response.status_code == 401, (method, path, response.text)
+            assert "Bearer" in response.json()["detail"] and response.headers["www-authenticate"] == "Bearer"
+        wrong = http.get("/v1/jobs", headers={"Authorization": "Bearer knas_not-a-real-token"})
+        assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid token"
+        basic = http.get("/v1/jobs", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert basic.status_code == 401
+        assert http.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_a_revoked_token_is_refused_with_403(embedded_server):
+    name = unique("carol")
+    token = embedded_server.add_user(name)
+    with embedded_server.client(token=token) as carol:
+        assert carol.jobs()["count"] == 0
+        store = Store(f"sqlite:///{embedded_server.env['KNAS_HOME']}/knas.db", migrate=False)
+        assert revoke_user(store, name)
+        store.dispose()
+        with pytest.raises(KnasClientError) as refused:
+            carol.jobs()
+    assert refused.value.status_code == 403 and "revoked" in str(refused.value)
+
+
+def test_users_see_and_cancel_only_their_own_jobs_and_admins_see_all(embedded_server, make_spec):
+    alice_name, bob_name = unique("alice"), unique("bob")
+    alice = embedded_server.client(token=embedded_server.add_user(alice_name))
+    bob = embedded_server.client(token=embedded_server.add_user(bob_name))
+    admin = embedded_server.client()  # the embedded server's local admin
+    with alice, bob, admin:
+        job = alice.submit(make_spec(n=2, seed=31))
+        assert job["owner"] == alice_name
+        mine = bob.submit(make_spec(n=2, seed=32))
+
+        for call in (lambda: bob.job(job["id"]), lambda: bob.candidates(job["id"]), lambda: bob.cancel(job["id"]),
+                     lambda: bob.candidates_csv(job["id"])):
+            with pytest.raises(KnasClientError) as hidden:
+                call()
+            assert hidden.value.status_code == 404 and "no job" in str(hidden.value)
+        assert [j["id"] for j in bob.jobs()["data"]] == [mine["id"]]
+        assert bob.jobs(owner=alice_name)["count"] == 0  # asking for someone else's jobs shows nothing
+        assert [j["id"] for j in alice.jobs()["data"]] == [job["id"]]
+
+        everyone = {j["id"] for j in admin.jobs(limit=200)["data"]}
+        assert {job["id"], mine["id"]} <= everyone
+        assert [j["id"] for j in admin.jobs(owner=bob_name)["data"]] == [mine["id"]]
+        assert admin.job(job["id"])["owner"] == alice_name
+        for j in (job, mine):
+            finished = alice.wait(j["id"], timeout=120, interval=0.3) if j is job else bob.wait(j["id"], timeout=120)
+            assert finished["status"] == "succeeded"
+
+
+def test_the_admin_can_cancel_another_users_job(start_server, tmp_path, make_spec):
+    server = start_server(KNAS_HOME=str(tmp_path / "home"))
+    dave = server.client(token=server.add_user(unique("dave")))
+    with dave, server.client() as admin:
+        blocker = dave.submit(make_spec(n=300, probe=8, seed=41))  # long enough to still be running
+        cancelled = admin.cancel(blocker["id"])
+        assert cancelled["status"] == "cancelled"
+        assert dave.job(blocker["id"])["status"] == "cancelled"
+
+
+def test_quotas_name_the_limit_they_hit(start_server, tmp_path, make_spec):
+    server = start_server(KNAS_HOME=str(tmp_path / "home"))
+    erin = server.client(token=server.add_user("erin", max_jobs=1, max_candidates=5))
+    with erin:
+        with pytest.raises(KnasClientError) as too_big:
+            erin.submit(make_spec(n=6))
+        assert too_big.value.status_code == 422 and "max-candidates of user 'erin'" in str(too_big.value)
+
+        running = erin.submit(make_spec(n=5, seed=51, proxy={"name": "mgm", "batch_size": 128}))
+        with pytest.raises(KnasClientError) as too_many:
+            erin.submit(make_spec(n=2, seed=52))
+        assert too_many.value.status_code == 429 and "limit is 1 (max-jobs of user 'erin')" in str(too_many.value)
+        erin.cancel(running["id"])
+        assert erin.submit(make_spec(n=2, seed=53))["status"] in ("queued", "scoring")  # free again
+
+
+def test_failed_authentications_are_rate_limited_per_client(start_server, tmp_path):
+    server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="3")
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        codes = [http.get("/v1/jobs", headers={"Authorization": f"Bearer guess{i}"}).status_code for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        limited = http.get("/v1/jobs", headers=server.auth)  # this address is blocked for the minute
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "too many failed authentications" in limited.json()["detail"]
