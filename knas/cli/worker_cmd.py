@@ -5,6 +5,8 @@ dies mid-task (OOM kill, segfault) has its message re-queued at once (reject_on_
 
 - `--gpus 0,1`: one worker per GPU, `CUDA_VISIBLE_DEVICES=<gpu>`, `KNAS_DEVICE=cuda`,
   concurrency 1, node name `gpu<N>@<host>` (so the `workers` table says which GPU it is);
+- `--gpus auto`: the GPUs this process was given (CUDA_VISIBLE_DEVICES, as Slurm and most
+  schedulers set it; else SLURM_STEP_GPUS / SLURM_JOB_GPUS) - what deploy/slurm uses;
 - `--device cpu --concurrency N`: one worker `cpu@<host>` with N processes and
   OMP_NUM_THREADS = cores // N, so N x threads <= cores.
 
@@ -16,6 +18,7 @@ supervisor (systemd, docker `restart:`) restarts the set.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,10 +44,28 @@ class WorkerProcess:
         return f"{self.name}: {env} {' '.join(self.argv[1:])}"
 
 
+GPU_ID = re.compile(r"^(\d+|(GPU|MIG)-[0-9A-Za-z/-]+)$")  # an index, or a UUID as CUDA_VISIBLE_DEVICES allows
+GPU_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
+
+
+def gpus_from_env(env: dict[str, str] | None = None) -> str:
+    """`--gpus auto`: the GPUs a scheduler gave this process, from the first variable that names any."""
+    env = os.environ if env is None else env
+    for var in GPU_ENV:
+        value = env.get(var, "").strip()
+        if value and value not in ("NoDevFiles", "-1"):
+            return value
+    raise click.BadParameter(f"'auto' found no GPUs: none of {', '.join(GPU_ENV)} is set "
+                             "(run inside a GPU allocation, or pass --gpus 0,1,...)", param_hint="--gpus")
+
+
 def parse_gpus(gpus: str) -> list[str]:
+    if gpus.strip() == "auto":
+        gpus = gpus_from_env()
     ids = [g.strip() for g in gpus.split(",") if g.strip()]
-    if not ids or not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
-        raise click.BadParameter(f"takes distinct GPU indices like 0,1,2, got {gpus!r}", param_hint="--gpus")
+    if not ids or not all(GPU_ID.match(g) for g in ids) or len(set(ids)) != len(ids):
+        raise click.BadParameter(f"takes distinct GPU indices like 0,1,2 (or 'auto'), got {gpus!r}",
+                                 param_hint="--gpus")
     return ids
 
 
@@ -72,8 +93,9 @@ def plan_workers(gpus: str | None = None, device: str = "cpu", concurrency: int 
         ids = parse_gpus(gpus)
         per_gpu = str(threads or max(1, cores // len(ids)))  # CPU-side work (data, augmentation) per GPU
         plans = []
-        for gpu in ids:
-            node = f"{name}-gpu{gpu}@{host}" if name else f"gpu{gpu}@{host}"
+        for position, gpu in enumerate(ids):
+            label = gpu if gpu.isdigit() else str(position)  # UUIDs make poor node names
+            node = f"{name}-gpu{label}@{host}" if name else f"gpu{label}@{host}"
             env = {"CUDA_VISIBLE_DEVICES": gpu, "KNAS_DEVICE": "cuda", "OMP_NUM_THREADS": per_gpu,
                    "MKL_NUM_THREADS": per_gpu}
             plans.append(WorkerProcess(node, [*base, "--hostname", node, "--concurrency", "1"], env))
@@ -94,7 +116,8 @@ def missing_settings(settings) -> list[str]:
 
 
 @click.command()
-@click.option("--gpus", default=None, metavar="0,1,...", help="one worker process per GPU, pinned to it")
+@click.option("--gpus", default=None, metavar="0,1,...|auto",
+              help="one worker process per GPU, pinned to it ('auto': the GPUs the scheduler gave us)")
 @click.option("--device", default="cpu", show_default=True, help="device of the worker when --gpus is not given")
 @click.option("--concurrency", type=click.IntRange(1, 512), default=1, show_default=True,
               help="processes of the --device worker (torch threads = cores // concurrency)")
@@ -103,8 +126,9 @@ def missing_settings(settings) -> list[str]:
 @click.option("--threads", type=click.IntRange(1, 512), default=None,
               help="torch threads per worker process [default: cores // processes]")
 @click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--dry-run", is_flag=True, help="print the worker processes it would start, and exit")
 def worker(gpus: str | None, device: str, concurrency: int, queues: str, name: str | None, threads: int | None,
-           loglevel: str) -> None:
+           loglevel: str, dry_run: bool) -> None:
     """Start Celery workers that score and train the candidates of submitted jobs."""
     missing = missing_settings(get_settings())
     if missing:
@@ -112,6 +136,10 @@ def worker(gpus: str | None, device: str, concurrency: int, queues: str, name: s
             f"knas worker needs {' and '.join(missing)} (a shared broker and store); without them "
             "`knas search` and `knas serve` run jobs in-process and need no worker")
     plans = plan_workers(gpus, device, concurrency, queues, name, loglevel=loglevel, threads=threads)
+    if dry_run:
+        for plan in plans:
+            click.echo(f"would start {plan.describe()}")
+        return
     children: list[tuple[WorkerProcess, subprocess.Popen]] = []
     stopping = {"signal": None}
 
