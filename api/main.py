@@ -25,7 +25,7 @@ from scorer import __version__
 from worker.queue import JobQueue, LocalQueue, make_queue
 
 from .deps import FailedAuthLimiter, get_current_user
-from .routes import catalog, health, jobs, metrics, workers
+from .routes import catalog, dashboard, health, jobs, metrics, views, workers
 
 log = logging.getLogger("knas.api")
 
@@ -59,9 +59,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
                   description="Training-free neural architecture search (KNAS gradient kernel) as a service.")
     app.state.settings = settings
     app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
-    for router in (jobs.router, catalog.router, workers.router):  # /v1: a token on every route
+    for router in (jobs.router, catalog.router, workers.router, views.router, views.me_router):  # /v1: a token on every route
         app.include_router(router, dependencies=[Depends(get_current_user)])
-    for router in (health.router, metrics.router):  # probes for load balancers and Prometheus
+    for router in (health.router, metrics.router, dashboard.router):  # probes, and the dashboard's pages (no data)
         app.include_router(router)
     add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)

@@ -9,25 +9,44 @@ from sqlalchemy.orm import Session
 from .tables import Candidate, Job, Training
 
 
-def progress(session: Session, job_id: str) -> dict[str, int]:
-    counts = dict(session.execute(
-        select(Candidate.status, func.count()).where(Candidate.job_id == job_id).group_by(Candidate.status)
-    ).all())
-    trainings = dict(session.execute(
-        select(Training.status, func.count()).where(Training.job_id == job_id).group_by(Training.status)
-    ).all())
+_PREFETCHED = "knas.progress"  # session.info key: progress of the jobs list_jobs just read
+
+
+def _progress_counts(candidates: dict[str, int], trainings: dict[str, int]) -> dict[str, int]:
     return {
-        "candidates": sum(counts.values()),
-        "scored": counts.get("scored", 0),
-        "failed": counts.get("failed", 0),
-        "pending": counts.get("pending", 0),
+        "candidates": sum(candidates.values()),
+        "scored": candidates.get("scored", 0),
+        "failed": candidates.get("failed", 0),
+        "pending": candidates.get("pending", 0),
         "trained": trainings.get("done", 0),
         "training": trainings.get("running", 0) + trainings.get("pending", 0),
         "training_failed": trainings.get("failed", 0),
     }
 
 
+def progress(session: Session, job_id: str) -> dict[str, int]:
+    return progress_many(session, [job_id])[job_id]
+
+
+def progress_many(session: Session, job_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Progress of many jobs in two grouped queries (one over candidates, one over trainings)."""
+    if not job_ids:
+        return {}
+    candidates: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    trainings: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    for table, counts in ((Candidate, candidates), (Training, trainings)):
+        rows = session.execute(
+            select(table.job_id, table.status, func.count())
+            .where(table.job_id.in_(job_ids)).group_by(table.job_id, table.status)
+        ).all()
+        for job_id, status, n in rows:
+            counts[job_id][status] = n
+    return {job_id: _progress_counts(candidates[job_id], trainings[job_id]) for job_id in job_ids}
+
+
 def job_summary(session: Session, job: Job) -> dict[str, Any]:
+    """A job as the API and CLI show it. Progress comes from `list_jobs`' prefetch when it read this job."""
+    prefetched = session.info.get(_PREFETCHED, {}).pop(job.id, None)
     return {
         "id": job.id,
         "owner": job.owner,
@@ -39,7 +58,7 @@ def job_summary(session: Session, job: Job) -> dict[str, Any]:
         "n_candidates": job.n_candidates,
         "top_k": job.top_k,
         "spec": job.spec,
-        "progress": progress(session, job.id),
+        "progress": prefetched if prefetched is not None else progress(session, job.id),
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -66,8 +85,10 @@ def list_jobs(session: Session, status: str | None = None, owner: str | None = N
     if owner:
         query = query.where(Job.owner == owner)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
-    return list(jobs), int(total or 0)
+    jobs = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all())
+    # One grouped query for the whole page instead of one per job: job_summary picks these up (once each).
+    session.info.setdefault(_PREFETCHED, {}).update(progress_many(session, [job.id for job in jobs]))
+    return jobs, int(total or 0)
 
 
 def ranked_candidates(session: Session, job_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
