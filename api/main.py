@@ -22,6 +22,7 @@ from knas.settings import Settings, get_settings
 from models import Store
 from models.users import LOCAL_USER, ensure_local_user
 from scorer import __version__
+from worker.heartbeat import StallWatchdog
 from worker.queue import JobQueue, LocalQueue, make_queue
 
 from .deps import FailedAuthLimiter, get_current_user
@@ -48,9 +49,15 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             if resumed:
                 log.info("resuming %d unfinished job(s)", resumed)
         app.state.store, app.state.queue = store, job_queue
+        watchdog = None
+        if not isinstance(job_queue, LocalQueue):  # workers may all be gone: stalled jobs still end, with a reason
+            watchdog = StallWatchdog(store, settings.stall_timeout, settings.sweep_interval)
+            watchdog.start()
         try:
             yield
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             if queue is None:
                 job_queue.close()
             store.dispose()

@@ -1,0 +1,62 @@
+"""Fixtures for the fault-injection suite: a service stack per test, torn down whatever the test did.
+
+Needs PostgreSQL on 127.0.0.1:5432 (tests/conftest.py's `pg_url`), and the `redis-server`, `initdb`,
+`pg_ctl` and `postgres` binaries (private servers are started from them). In CI (CI=true) anything
+missing is a failure, never a skip. The session's figures are printed at the end of the run (and
+written as JSON to $KNAS_RELIABILITY_SUMMARY when that is set).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from reliability_harness import LEDGER, PostgresCluster, Stack, find_binary, write_summary
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _binaries():
+    """Fail fast (in CI) when a binary the suite starts is missing, before any test spends time."""
+    for name in ("redis-server", "initdb", "pg_ctl", "postgres"):
+        find_binary(name)
+
+
+@pytest.fixture
+def stack(pg_url, tmp_path):
+    """make(**env) -> Stack on this test's fresh PostgreSQL database, with a private Redis."""
+    made: list[Stack] = []
+
+    def make(db_url: str | None = None, **env: str) -> Stack:
+        s = Stack(db_url or pg_url, tmp_path / f"stack{len(made)}", **env)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def pg_cluster():
+    """A private PostgreSQL cluster (initdb in a temp dir, own port) that the test may stop and start."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def unique():
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not (LEDGER.faults or LEDGER.jobs):
+        return
+    terminalreporter.section("reliability figures (tests/reliability)")
+    for line in LEDGER.summary().splitlines():
+        terminalreporter.write_line(line)
+    write_summary(os.environ.get("KNAS_RELIABILITY_SUMMARY"))

@@ -1,0 +1,94 @@
+"""Workers SIGKILLed mid-job: another (or the restarted) worker finishes it, every candidate stored once.
+
+A kill here takes the whole node at once (the `knas worker` supervisor, the Celery main process and
+its pool child), as when a machine dies: no shutdown code runs, the message being worked on stays
+unacknowledged in the broker and the work in flight is lost; only the store and the sweep remain.
+"""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from models import Candidate, Training, Worker
+from reliability_harness import LEDGER, StateWatch, assert_complete, check_job, tiny_spec, wait_for
+
+
+def test_a_worker_killed_while_scoring_a_chunk_loses_nothing(stack):
+    s = stack()
+    a = s.start_worker("wa")
+    s.wait_ready(a)
+    job = s.create_job(tiny_spec(24, seed=101))
+    with StateWatch(s.db_url, [job]) as watch:
+        # Aim: the node is inside a chunk (some of the job scored, its current_job set, more pending).
+        def mid_chunk() -> bool:
+            p = s.progress(job)
+            with s.store.session() as session:
+                busy = session.scalar(select(Worker.current_job).where(Worker.name.like("wa@%")))
+            return p["scored"] >= 5 and p["pending"] >= 8 and busy == job
+
+        wait_for(mid_chunk, 60, "wa to be inside a chunk", interval=0.02, context=s.logs)
+        before = s.progress(job)["scored"]
+        s.kill_worker(a, "worker SIGKILL while scoring")
+        assert s.progress(job)["pending"] > 0 and s.status(job) == "scoring"
+
+        b = s.start_worker("wb")
+        s.wait_ready(b)
+        assert s.wait_done(job, 120) == "succeeded"
+    check = assert_complete(s.store, job, s.logs)
+    with s.store.session() as session:
+        by = dict(session.execute(select(Candidate.arch, Candidate.worker).where(Candidate.job_id == job)).all())
+    workers = {name.split("@")[0] for name in by.values()}
+    assert workers == {"wa", "wb"} and sum(1 for w in by.values() if w.startswith("wb@")) >= 24 - before - 1
+    assert watch.seen[job][-1] == "succeeded" and check.duplicates == 0
+
+
+def test_a_worker_killed_while_training_is_taken_over_by_its_restarted_self(stack):
+    s = stack()
+    a = s.start_worker("wa")
+    s.wait_ready(a)
+    job = s.create_job(tiny_spec(6, seed=102, proxy="mgm", probe=8, top_k=2, epochs=30))
+    with StateWatch(s.db_url, [job]):
+        def training_underway():
+            with s.store.session() as session:
+                rows = session.scalars(select(Training).where(Training.job_id == job, Training.status == "running")).all()
+            return next((t for t in rows if 2 <= len(t.epochs) <= 25), None)
+
+        victim = wait_for(training_underway, 90, "a training two epochs in", interval=0.02, context=s.logs)
+        s.kill_worker(a, "worker SIGKILL while training")
+        with s.store.session() as session:
+            frozen = session.get(Training, victim.id)
+            assert frozen.status == "running" and frozen.attempts == 1 and len(frozen.epochs) < 30
+
+        restarted = s.start_worker("wa")  # the same node name, as a supervisor's restart would give it
+        s.wait_ready(restarted)
+        assert s.wait_done(job, 120) == "succeeded"
+    assert_complete(s.store, job, s.logs)
+    with s.store.session() as session:
+        taken_over = session.get(Training, victim.id)
+    # The killed attempt was fenced out and redone from epoch 1 by the claim that bumped `attempts`.
+    assert taken_over.status == "done" and taken_over.attempts == 2
+    assert [e["epoch"] for e in taken_over.epochs] == list(range(1, 31))
+
+
+def test_a_job_whose_only_worker_never_comes_back_fails_with_a_reason_after_the_stall_timeout(stack):
+    stall = 10  # KNAS_STALL_TIMEOUT's minimum
+    s = stack(KNAS_STALL_TIMEOUT=str(stall))
+    s.start_api()  # the API's watchdog is what is left to notice: no worker will sweep
+    a = s.start_worker("wa")
+    s.wait_ready(a)
+    job = s.create_job(tiny_spec(40, seed=103))
+    with StateWatch(s.db_url, [job]) as watch:
+        wait_for(lambda: s.progress(job)["scored"] >= 3, 60, "scoring to start", interval=0.02, context=s.logs)
+        s.kill_worker(a, "worker SIGKILL, never restarted")
+        killed_at = time.time()
+        assert s.wait_done(job, stall + 30) == "failed"
+        waited = time.time() - killed_at
+    check = check_job(s.store, job)
+    reason = check.job.error
+    assert "stalled in scoring" in reason and f"KNAS_STALL_TIMEOUT={stall}" in reason and "wa@" in reason, reason
+    # Not before the deadline (counted from the last stored score), and not long after it.
+    assert stall - 1 <= waited <= stall + 10, waited
+    assert check.lost == 0 and check.duplicates == 0  # a failed job keeps the scores it had, once each
+    assert watch.seen[job] == ["scoring", "failed"] or watch.seen[job] == ["queued", "scoring", "failed"]
+    LEDGER.notes.append(f"stalled job failed {waited:.1f} s after its only worker died (KNAS_STALL_TIMEOUT={stall})")
