@@ -55,6 +55,7 @@ class CandidatePublic(BaseModel):
     arch_index: int
     status: str
     score: float | None
+    score_std: float | None = Field(default=None, description="spread of the score over proxy.repeats (None: 1 repeat)")
     scores: dict[str, Any] | None
     params: int | None
     proxy_seconds: float | None

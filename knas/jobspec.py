@@ -56,6 +56,9 @@ class ProxySpec(_Spec):
     # The default is the best ranker in docs/benchmarks.md (measured, not fitted); mgm stays available.
     name: str = Field(default="ensemble", description="registered proxy name")
     batch_size: int = Field(default=64, ge=1, le=4096, description="probe batch: samples each candidate is scored on")
+    repeats: int = Field(default=1, ge=1, le=8, description=(
+        "score each candidate this many times, each with its own probe batch and initialisation; "
+        "ranking uses the mean, and the spread flags near-ties at the top-k cut"))
     options: dict[str, Any] = Field(default_factory=dict)
 
 

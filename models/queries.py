@@ -101,7 +101,8 @@ def ranked_candidates(session: Session, job_id: str, limit: int = 100, offset: i
     return [
         {
             "id": c.id, "rank": c.rank, "arch": c.arch, "arch_index": c.arch_index, "status": c.status,
-            "score": c.score, "scores": c.scores, "params": c.params, "proxy_seconds": c.proxy_seconds,
+            "score": c.score, "score_std": c.score_std, "scores": c.scores, "params": c.params,
+            "proxy_seconds": c.proxy_seconds,
             "worker": c.worker, "error": c.error,
             "valid_acc": t.valid_acc if t else None, "test_acc": t.test_acc if t else None,
             "training_status": t.status if t else None,

@@ -78,7 +78,9 @@ class Candidate(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     score: Mapped[float | None] = mapped_column(Float)
-    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # every proxy computed, by name
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # every proxy computed, by name (mean of repeats)
+    score_std: Mapped[float | None] = mapped_column(Float)  # spread over proxy.repeats (None for one repeat)
+    repeat_scores: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # per repeat, when repeats > 1
     params: Mapped[int | None] = mapped_column(BigInteger)
     proxy_seconds: Mapped[float | None] = mapped_column(Float)
     energy_j: Mapped[float | None] = mapped_column(Float)  # None where the machine has no energy counter

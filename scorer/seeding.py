@@ -12,6 +12,14 @@ def candidate_seed(job_seed: int, arch: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of a repeated measurement: repeat 0 is `seed` itself, others are derived from it."""
+    if repeat == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:repeat:{repeat}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block under a fixed torch seed without disturbing the caller's RNG."""

@@ -9,6 +9,7 @@ and the in-process runner call these functions unchanged.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 import uuid
 from datetime import timedelta
@@ -19,6 +20,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 import scorer
 from knas.jobspec import JobSpec, TrainStage
 from models import Candidate, Job, Store, Training, Worker, utcnow
+from scorer.seeding import repeat_seed
 
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
 from . import report
@@ -111,7 +113,7 @@ def score_chunk(
         report["finished"] = int(finish_scoring(store, job_id))
         return report
     try:
-        inputs, targets = runtime.probe(spec)
+        probes = [runtime.probe(spec, repeat) for repeat in range(spec.proxy.repeats)]
         num_classes = runtime.dataset_info(spec.dataset).num_classes
     except Exception as error:  # the whole job cannot be scored: say why and stop it
         fail_job(store, job_id, f"cannot load probe batch of {spec.dataset!r}: {error}")
@@ -130,10 +132,11 @@ def score_chunk(
         values: dict[str, Any]
         try:
             with measure_energy(runtime.device) as energy:
-                result = scorer.score_arch(spec.space, arch, proxy, inputs, targets, seed, num_classes,
-                                           runtime.device)
-            values = dict(status="scored", score=result.score, scores=result.scores,
-                          params=result.params, proxy_seconds=result.seconds, energy_j=energy.joules)
+                results = [scorer.score_arch(spec.space, arch, proxy, inputs, targets, repeat_seed(seed, repeat),
+                                             num_classes, runtime.device)
+                           for repeat, (inputs, targets) in enumerate(probes)]
+            values = dict(status="scored", **combine_repeats(results), params=results[0].params,
+                          proxy_seconds=sum(r.seconds for r in results), energy_j=energy.joules)
             report["scored"] += 1
         except (FloatingPointError, RuntimeError) as error:
             log.warning("candidate %s (%s) failed: %s", candidate_id, arch, error)
@@ -149,6 +152,18 @@ def score_chunk(
         on_progress("scored", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **values})
     report["finished"] = int(finish_scoring(store, job_id))  # 1 only for the chunk that moved the job on
     return report
+
+
+def combine_repeats(results: list) -> dict[str, Any]:
+    """One candidate's repeated measurements -> stored columns: means, the score's spread, each repeat."""
+    if len(results) == 1:
+        return {"score": results[0].score, "scores": results[0].scores, "score_std": None, "repeat_scores": None}
+    names = results[0].scores.keys()
+    means = {name: statistics.fmean(r.scores[name] for r in results) for name in names}
+    single = results[0].score is not None  # an aggregate's score (and spread) is formed in `rank`
+    return {"score": statistics.fmean(r.score for r in results) if single else None, "scores": means,
+            "score_std": statistics.stdev(r.score for r in results) if single else None,
+            "repeat_scores": [r.scores for r in results]}
 
 
 def _touch(session, job_id: str) -> None:
@@ -210,19 +225,27 @@ def rank(store: Store, job_id: str) -> list[int]:
 
 
 def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
-    """For rank-aggregating proxies, form each candidate's score from the whole set's components."""
+    """For rank-aggregating proxies, form each candidate's score from the whole set's components.
+
+    With repeats, each repeat is aggregated on its own; the score is their mean, the spread their std.
+    """
     components = scorer.get_proxy(proxy_name).components
     if not components:
         return
     from scorer.proxies.ensemble import aggregate
 
-    rows = session.execute(select(Candidate.id, Candidate.scores)
+    rows = session.execute(select(Candidate.id, Candidate.scores, Candidate.repeat_scores)
                            .where(Candidate.job_id == job_id, Candidate.status == "scored")).all()
     if not rows:
         return
-    combined = aggregate({name: [scores[name] for _, scores in rows] for name in components})
-    for (candidate_id, _), value in zip(rows, combined):
-        session.execute(update(Candidate).where(Candidate.id == candidate_id).values(score=value))
+    if rows[0].repeat_scores:
+        per_repeat = [aggregate({name: [row.repeat_scores[r][name] for row in rows] for name in components})
+                      for r in range(len(rows[0].repeat_scores))]
+        values = [(statistics.fmean(v), statistics.stdev(v)) for v in zip(*per_repeat)]
+    else:
+        values = [(v, None) for v in aggregate({name: [row.scores[name] for row in rows] for name in components})]
+    for row, (score, spread) in zip(rows, values):
+        session.execute(update(Candidate).where(Candidate.id == row.id).values(score=score, score_std=spread))
 
 
 def _untrained(session, job_id: str) -> list[int]:
@@ -382,8 +405,35 @@ def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
                                   device=", ".join(_devices(session, job.id)) or "unknown", energy=energy),
         "validity": report.validity([e["score"] for e in measured], [e["params"] for e in measured],
                                     [e["valid_acc"] for e in measured], job.proxy),
+        "cut": _cut(session, job),
         "scorer_version": scorer.__version__,
     }
+
+
+def _cut(session, job: Job, shown: int = 20) -> dict[str, Any] | None:
+    """How decisive the top-k cut is: the candidates outside it whose score, plus one standard
+    deviation over the proxy's repeats, reaches rank k's score minus one."""
+    k = job.top_k
+    kth = session.execute(select(Candidate.score, Candidate.score_std)
+                          .where(Candidate.job_id == job.id, Candidate.rank == k)).first() if k >= 1 else None
+    if kth is None:
+        return None
+    repeats = JobSpec.model_validate(job.spec).proxy.repeats
+    if kth.score_std is None:
+        return {"repeats": repeats, "near_ties": None,
+                "note": "score spread unknown: set proxy.repeats >= 2 to flag near-ties at the top-k cut"}
+    reach = Candidate.score + func.coalesce(Candidate.score_std, 0.0) >= kth.score - kth.score_std
+    outside = (Candidate.job_id == job.id, Candidate.rank > k, reach)
+    total = session.scalar(select(func.count()).select_from(Candidate).where(*outside))
+    near = [{"rank": c.rank, "arch": c.arch, "candidate_id": c.id, "score": c.score, "score_std": c.score_std}
+            for c in session.scalars(select(Candidate).where(*outside).order_by(Candidate.rank).limit(shown))]
+    if total:
+        note = (f"{total} candidate(s) outside the top-{k} are within one standard deviation of rank {k}: "
+                f"the cut is not decisive; a larger top_k or more repeats would settle it")
+    else:
+        note = f"the top-{k} cut is decisive: no candidate outside it comes within one standard deviation of rank {k}"
+    return {"repeats": repeats, "kth_score": kth.score, "kth_std": kth.score_std, "near_ties_total": total,
+            "near_ties": near, "note": note}
 
 
 def _energy(session, job_id: str) -> dict[str, Any]:
@@ -409,7 +459,7 @@ def _devices(session, job_id: str) -> list[str]:
 
 def _candidate_summary(cand: Candidate, training: Training | None) -> dict[str, Any]:
     entry = {"candidate_id": cand.id, "rank": cand.rank, "arch": cand.arch, "arch_index": cand.arch_index,
-             "score": cand.score, "params": cand.params}
+             "score": cand.score, "score_std": cand.score_std, "params": cand.params}
     if training is not None:
         entry.update(valid_acc=training.valid_acc, test_acc=training.test_acc, training_status=training.status)
     return entry

@@ -31,9 +31,11 @@ class Runtime:
             worker_name=worker_name or socket.gethostname(),
         )
 
-    def probe(self, spec: JobSpec):
-        """The fixed batch every candidate of the job is scored on."""
-        return _probe(spec.dataset, spec.proxy.batch_size, spec.seed, self.data_dir)
+    def probe(self, spec: JobSpec, repeat: int = 0):
+        """The fixed batch every candidate of the job is scored on (one per repeat)."""
+        from scorer.seeding import repeat_seed
+
+        return _probe(spec.dataset, spec.proxy.batch_size, repeat_seed(spec.seed, repeat), self.data_dir)
 
     def split(self, dataset: str, split: str):
         from scorer.data import load_split

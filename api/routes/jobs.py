@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 NOT_FOUND = {404: {"model": Problem, "description": "no such job"}}
-CSV_COLUMNS = ("rank", "arch_index", "arch", "status", "score", "params", "proxy_seconds",
+CSV_COLUMNS = ("rank", "arch_index", "arch", "status", "score", "score_std", "params", "proxy_seconds",
                "valid_acc", "test_acc", "training_status", "worker", "error")
 
 # Which field a SpecError is about, from how its message starts (worker.jobs.check_spec's wording).

@@ -70,3 +70,6 @@ def job_details(job: dict[str, Any]) -> None:
     validity = result.get("validity")
     if validity:
         console.print(f"validity: {validity['note']}")
+    cut = result.get("cut")
+    if cut:
+        console.print(f"top-k cut: {cut['note']}")

@@ -24,6 +24,8 @@ def spec_options(fn):
         click.option("--proxy", default="ensemble", show_default=True,
                      help="zero-cost proxy (see `knas proxies`); mgm = the KNAS gradient kernel"),
         click.option("--probe", "probe", type=int, default=64, show_default=True, help="probe batch size"),
+        click.option("--repeats", type=int, default=1, show_default=True,
+                     help="score each candidate R times (own probe batch and init each); flags near-ties at the cut"),
         click.option("--top-k", "top_k", type=int, default=5, show_default=True),
         click.option("--final", type=click.Choice(["train", "benchmark", "none"]), default="train",
                      show_default=True, help="what picks the winner among the top-k"),
@@ -36,7 +38,8 @@ def spec_options(fn):
     return fn
 
 
-def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority) -> JobSpec:
+def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority,
+               repeats: int = 1) -> JobSpec:
     if archs:
         candidates: dict[str, Any] = {"strategy": "list", "archs": list(archs)}
     elif all_archs:
@@ -48,7 +51,7 @@ def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, 
         final_stage["epochs"] = epochs
     return JobSpec.model_validate({
         "space": space, "dataset": dataset, "candidates": candidates,
-        "proxy": {"name": proxy, "batch_size": probe}, "seed": seed, "top_k": top_k,
+        "proxy": {"name": proxy, "batch_size": probe, "repeats": repeats}, "seed": seed, "top_k": top_k,
         "final": final_stage, "priority": priority,
     })
 

@@ -50,6 +50,18 @@ def test_search_prints_ranked_table_and_winner(knas):
     assert "winner" in out and "top-k" in out and "15625" not in out
 
 
+def test_search_with_repeats_reports_the_spread_and_the_cut(knas):
+    out = knas("search", "--dataset", "digits", "--candidates", "6", "--top-k", "2", "--final", "none",
+               "--probe", "8", "--proxy", "mgm", "--repeats", "2", "--json").stdout
+    job = json.loads(out)
+    assert job["spec"]["proxy"]["repeats"] == 2
+    cut = job["result"]["cut"]
+    assert cut["repeats"] == 2 and cut["kth_std"] > 0 and ("decisive" in cut["note"])
+    assert all(entry["score_std"] is not None for entry in job["result"]["top_k"])
+    shown = knas("jobs", "show", job["id"]).stdout
+    assert "top-k cut:" in shown
+
+
 def test_score_one_arch_with_several_proxies(knas):
     out = knas("score", "--arch", INDEX_0, "--dataset", "synthetic", "--probe", "8", "--proxy", "mgm",
                "--proxy", "params", "--json").stdout

@@ -246,3 +246,51 @@ def test_energy_is_summed_when_every_step_was_measured(store, runtime, tmp_path,
         per_candidate = s.scalars(select(Candidate.energy_j).where(Candidate.job_id == job_id)).all()
     assert per_candidate == [0.0] * 6  # the counter did not move: 0 J measured, not unknown
     assert compute["energy_joules"] == 0.0 and compute["energy_source"].startswith("measured")
+
+
+def candidate_rows(store, job_id):
+    with store.session() as s:
+        return s.scalars(select(Candidate).where(Candidate.job_id == job_id).order_by(Candidate.rank)).all()
+
+
+def test_repeats_rank_by_the_mean_and_report_the_spread_and_near_ties(store, runtime):
+    import statistics
+
+    once = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8}))
+    thrice = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8},
+                                             proxy={"name": "mgm", "batch_size": 8, "repeats": 3}))
+    for job_id in (once, thrice):
+        assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    single = {c.arch: c.score for c in candidate_rows(store, once)}
+    rows = candidate_rows(store, thrice)
+    for c in rows:
+        per_repeat = [r["mgm"] for r in c.repeat_scores]
+        assert len(per_repeat) == 3 and per_repeat[0] == pytest.approx(single[c.arch], rel=1e-9)  # repeat 0 = a plain run
+        assert len(set(per_repeat)) == 3  # each repeat has its own probe batch and initialisation
+        assert c.score == pytest.approx(statistics.fmean(per_repeat)) and c.scores["mgm"] == pytest.approx(c.score)
+        assert c.score_std == pytest.approx(statistics.stdev(per_repeat))
+    assert [c.score for c in rows] == sorted((c.score for c in rows), reverse=True)
+
+    with store.session() as s:
+        cut = s.get(Job, thrice).result["cut"]
+        plain = s.get(Job, once).result["cut"]
+    kth = rows[2]
+    expected = [c.rank for c in rows[3:] if c.score + c.score_std >= kth.score - kth.score_std]
+    assert [t["rank"] for t in cut["near_ties"]] == expected and cut["near_ties_total"] == len(expected)
+    assert cut["repeats"] == 3 and cut["kth_std"] == pytest.approx(kth.score_std)
+    assert ("not decisive" in cut["note"]) == bool(expected)
+    assert plain["near_ties"] is None and "proxy.repeats >= 2" in plain["note"]
+
+
+def test_an_aggregate_with_repeats_averages_each_repeats_aggregate(store, runtime):
+    import statistics
+
+    from scorer.proxies.ensemble import COMPONENTS, aggregate
+
+    job_id = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=2,
+                                             proxy={"name": "ensemble", "batch_size": 8, "repeats": 2}))
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    rows = candidate_rows(store, job_id)
+    per_repeat = [aggregate({n: [c.repeat_scores[r][n] for c in rows] for n in COMPONENTS}) for r in range(2)]
+    for c, values in zip(rows, zip(*per_repeat)):
+        assert c.score == pytest.approx(statistics.fmean(values)) and c.score_std == pytest.approx(statistics.stdev(values))
