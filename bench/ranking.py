@@ -1,7 +1,7 @@
 """How well does each proxy rank NAS-Bench-201? Kendall tau / Spearman rho against 200-epoch accuracy.
 
     python bench/ranking.py [--archs 1000] [--seed 0] [--probe 64] [--proxies mgm zico ...]
-                            [--repeats R] [--naslib] [--json]
+                            [--repeats R] [--naslib] [--jobs N] [--json]
 
 A seeded random sample of nats-tss archs is scored with every registered proxy on a probe batch of
 real CIFAR-10 images (../shared/data/cifar10-sample), and each proxy's scores are correlated with
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import sys
 import time
@@ -75,6 +76,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="scoring processes, one torch thread each (default: one per core)")
     parser.add_argument("--cached-only", action="store_true",
                         help="score nothing: evaluate the sampled archs the cache already has every score for")
     args = parser.parse_args()
@@ -105,7 +108,7 @@ def main() -> None:
             indices = [i for i in indices if all(cache.get(i, p) is not None for p in proxies)]
             log(f"  {len(indices)} of the sampled archs are fully cached")
         else:
-            score_archs(indices, proxies, cache, inputs, targets, seed, progress)
+            score_archs(indices, proxies, cache, inputs, targets, seed, progress, jobs=args.jobs)
         tables.append(evaluate(indices, proxies, aggregates, cache, accuracy))
         caches.append(cache)
 
@@ -129,7 +132,7 @@ def main() -> None:
         nl_proxies = ["synflow", "snip", "grad_norm"]
         inputs, targets = probe_batch("cifar10-sample", args.probe, args.seed, data_dir=args.data_dir)
         cache = ScoreCache(args.cache, args.probe, args.seed, "cifar10-sample")
-        score_archs(nl_indices, nl_proxies, cache, inputs, targets, args.seed)
+        score_archs(nl_indices, nl_proxies, cache, inputs, targets, args.seed, jobs=args.jobs)
         naslib = {p: float(spearmanr([cache.get(i, p) for i in nl_indices], [float(r[p]) for r in rows]).statistic)
                   for p in nl_proxies}
 

@@ -14,6 +14,7 @@ close to the pool size the seeds share most candidates, which the output says.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--probe", type=int, default=64)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="scoring processes, one torch thread each (default: one per core)")
     parser.add_argument("--cached-only", action="store_true",
                         help="score nothing: use the part of the pool the cache already has every score for")
     args = parser.parse_args()
@@ -71,7 +74,7 @@ def main() -> None:
         args.pool = len(pool)
     else:
         score_archs(pool, needed, cache, inputs, targets, args.pool_seed,
-                    lambda d, t: d % 100 == 0 and print(f"  scoring pool: {d}/{t}", file=sys.stderr))
+                    lambda d, t: d % 100 == 0 and print(f"  scoring pool: {d}/{t}", file=sys.stderr), jobs=args.jobs)
 
     print(f"winner's 200-epoch CIFAR-10 test accuracy, mean ± std over {args.seeds} seeds "
           f"(pool {args.pool}, probe {args.probe}; top-k chosen by proxy, winner by 12-epoch valid acc)")
