@@ -71,6 +71,7 @@ class CandidateDetail(BaseModel):
     arch_index: int
     status: str
     score: float | None
+    score_std: float | None = Field(default=None, description="spread of the score over proxy.repeats (None: 1 repeat)")
     scores: dict[str, Any] | None = Field(description="every proxy computed for it, by name")
     params: int | None
     proxy_seconds: float | None

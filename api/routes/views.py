@@ -128,7 +128,7 @@ def candidate(job_id: JobIdDep, candidate_id: int, store: StoreDep) -> Candidate
         c, t = row
         return CandidateDetail(
             id=c.id, rank=c.rank, arch=c.arch, arch_index=c.arch_index, status=c.status, score=c.score,
-            scores=c.scores, params=c.params, proxy_seconds=c.proxy_seconds, energy_j=c.energy_j,
+            score_std=c.score_std, scores=c.scores, params=c.params, proxy_seconds=c.proxy_seconds, energy_j=c.energy_j,
             scorer_version=c.scorer_version, worker=c.worker, error=c.error, scored_at=c.scored_at,
             training=_training_view(c, t) if t is not None else None,
         )

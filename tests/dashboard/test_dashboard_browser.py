@@ -51,6 +51,7 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     choose(browser, "#f-proxy", "mgm")
     fill(browser, "#f-n", n)
     fill(browser, "#f-probe", 8)
+    fill(browser, "#f-repeats", 2)  # two scores per candidate: a spread, and a verdict on the top-k cut
     fill(browser, "#f-topk", top_k)
     choose(browser, "#f-final", "train")
     fill(browser, "#f-epochs", epochs)
@@ -60,14 +61,15 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     browser.find(".job[data-id]")
     job_id = browser.find(".job[data-id]").get_attribute("data-id")
     job = api_get(server, f"/v1/jobs/{job_id}").json()
-    assert (job["n_candidates"], job["top_k"], job["spec"]["final"]) == (
-        n, top_k, {"mode": "train", "epochs": epochs, "batch_size": None, "lr": 0.1})
+    assert (job["n_candidates"], job["top_k"], job["spec"]["final"], job["spec"]["proxy"]["repeats"]) == (
+        n, top_k, {"mode": "train", "epochs": epochs, "batch_size": None, "lr": 0.1}, 2)
     browser.screenshot("submitted")
 
     browser.wait_text("#progress-text", "100 %", timeout=540 if big else 180)
     browser.wait_text("#job-status", "succeeded")
     job = api_get(server, f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["progress"]["scored"] == n
+    assert browser.text("#cut") == job["result"]["cut"]["note"]
 
     # The histogram's bars add up to the scored candidates (read back from the SVG's tooltips).
     browser.wait_text("#histogram p", lambda text: text.startswith(f"{n} scores"))
@@ -116,6 +118,7 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     browser.find(f"#candidates-table tr.candidate-row[data-id='{best['id']}'] td.arch").click()
     assert browser.text("#candidate-arch") == best["arch"]
     assert browser.text("#candidate-params") == f"{best['params']:,}"
+    assert "±" in browser.text("#candidate-score") and best["score_std"] is not None
     assert browser.text("#proxy-scores").startswith("mgm")
     assert len(browser.all("#cell-edges tbody tr")) == 6  # NAS-Bench-201 cells have six edges
     browser.find("#candidate-curve svg")

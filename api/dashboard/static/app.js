@@ -391,6 +391,7 @@ async function newJobPage(current) {
     field("Proxy", select("f-proxy", proxies, "ensemble")),
     field("Random candidates", number("f-n", 50, 1, 1000000)),
     field("Probe batch", number("f-probe", 64, 1, 4096), "samples each candidate is scored on"),
+    field("Repeats", number("f-repeats", 1, 1, 8), "scores per candidate (own batch and init); ranks by the mean"),
     field("Top-k", number("f-topk", 5, 0, 1000), "candidates passed to the final stage"),
     field("Final stage", final),
     field("Epochs", epochs, "for final stage “train”"),
@@ -405,7 +406,7 @@ async function newJobPage(current) {
     const spec = {
       space: value("f-space"), dataset: value("f-dataset"),
       candidates: { strategy: "random", n: Number(value("f-n")) },
-      proxy: { name: value("f-proxy"), batch_size: Number(value("f-probe")) },
+      proxy: { name: value("f-proxy"), batch_size: Number(value("f-probe")), repeats: Number(value("f-repeats")) },
       top_k: Number(value("f-topk")), seed: Number(value("f-seed")), priority: Number(value("f-priority")),
       final: mode === "train" ? { mode, epochs: Number(epochs.value) } : { mode },
     };
@@ -557,6 +558,9 @@ function drawResult(el, job) {
     const v = result.validity;
     parts.push(h("p", { id: "validity" }, v.available ? `Kendall τ ${num(v.kendall, 3)} (params: ${num(v.params_kendall, 3)}), n = ${v.n}. `
       : "", h("span", { class: "muted" }, v.note || "")));
+  }
+  if (result.cut && result.cut.near_ties !== null && result.cut.near_ties !== undefined) {
+    parts.push(h("p", { id: "cut", class: result.cut.near_ties_total ? "warn-text" : "muted" }, result.cut.note));
   }
   if (result.compute) {
     const c = result.compute;
@@ -755,7 +759,8 @@ async function candidatePage(current, jobId, candidateId) {
     h("div", { class: "grid two" },
       h("div", { class: "card" }, h("h2", {}, "Facts"), h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", {}, c.status),
-        h("dt", {}, "Score"), h("dd", { id: "candidate-score" }, num(c.score, 6)),
+        h("dt", {}, "Score"), h("dd", { id: "candidate-score" }, num(c.score, 6),
+          c.score_std === null || c.score_std === undefined ? "" : ` ± ${num(c.score_std, 3)} (over repeats)`),
         h("dt", {}, "Params"), h("dd", { id: "candidate-params" }, int(c.params)),
         h("dt", {}, "Scoring time"), h("dd", {}, secs(c.proxy_seconds)),
         h("dt", {}, "Energy"), h("dd", {}, c.energy_j === null ? "unknown" : `${num(c.energy_j, 3)} J`),
