@@ -25,6 +25,7 @@ from scorer.seeding import repeat_seed
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
 from . import report
 from .energy import measure_energy
+from .heartbeat import training_lease
 from .runtime import Runtime
 
 __all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
@@ -293,7 +294,8 @@ def train_candidate(
         arch, seed, training_id = cand.arch, cand.seed, training.id
     start = time.perf_counter()
     try:
-        with measure_energy(runtime.device) as energy:
+        # The lease is refreshed between epochs too: an epoch longer than the lease is not a dead worker.
+        with measure_energy(runtime.device) as energy, training_lease(store, training_id, attempt, lease_seconds / 3):
             if isinstance(spec.final, TrainStage):
                 outcome = _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress)
             else:

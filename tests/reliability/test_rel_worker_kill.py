@@ -92,3 +92,22 @@ def test_a_job_whose_only_worker_never_comes_back_fails_with_a_reason_after_the_
     assert check.lost == 0 and check.duplicates == 0  # a failed job keeps the scores it had, once each
     assert watch.seen[job] == ["scoring", "failed"] or watch.seen[job] == ["queued", "scoring", "failed"]
     LEDGER.notes.append(f"stalled job failed {waited:.1f} s after its only worker died (KNAS_STALL_TIMEOUT={stall})")
+
+
+def test_a_training_epoch_longer_than_the_lease_is_not_taken_over(stack):
+    """The lease is kept alive between epochs: a slow epoch is not a dead worker (no takeover livelock)."""
+    s = stack()
+    workers = [s.start_worker("wa"), s.start_worker("wb")]
+    s.wait_ready(*workers)
+    # digits with batch 4: one epoch takes ~8-10 s on one core, longer than KNAS_LEASE_SECONDS=5.
+    spec = {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": 2},
+            "proxy": {"name": "mgm", "batch_size": 8}, "seed": 104, "top_k": 1,
+            "final": {"mode": "train", "epochs": 1, "batch_size": 4}}
+    job = s.create_job(spec)
+    with StateWatch(s.db_url, [job]):
+        assert s.wait_done(job, 120) == "succeeded"
+    check = assert_complete(s.store, job, s.logs)
+    (training,) = check.trainings
+    assert training.epochs[0]["seconds"] > 5, "the epoch was not longer than the lease; the test proves nothing"
+    assert training.attempts == 1, f"taken over {training.attempts - 1} times\n{s.logs()}"
+    assert not any("taken over" in w.output() for w in workers)
