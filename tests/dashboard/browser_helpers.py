@@ -131,7 +131,8 @@ class Browser:
         self.shots += 1
         path = path or self.artefacts / f"{self.name}-{self.shots:02d}-{label}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if full_page:  # a tall window holds the whole page
+        if full_page:  # a tall window holds the whole page, from its top
+            self.js("window.scrollTo(0, 0)")
             height = self.js("return document.documentElement.scrollHeight")
             self.driver.set_window_size(1400, min(int(height) + 40, 6000))
             time.sleep(0.3)

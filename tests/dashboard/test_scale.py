@@ -3,7 +3,6 @@ page, server-side paging, and a histogram instead of every score."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import pytest
