@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 
@@ -112,6 +113,10 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     wait_until(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
     expected = api_get(server, f"/v1/jobs/{job_id}/candidates?format=csv&limit=10000").text
     assert list(csv.DictReader(io.StringIO(saved.read_text()))) == list(csv.DictReader(io.StringIO(expected)))
+    browser.find("#download-json").click()
+    saved = browser.downloads / f"knas-{job_id}-candidates.json"
+    wait_until(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
+    assert json.loads(saved.read_text()) == api_get(server, f"/v1/jobs/{job_id}/candidates?limit=10000").json()
 
     # A candidate: click the best row; its arch, proxy scores, params and training curve.
     best = ranking[0]
