@@ -216,12 +216,15 @@ def rank(store: Store, job_id: str) -> list[int]:
                 job = session.get(Job, job_id, populate_existing=True)
                 job.result = _result(session, job, selected_by="score")
             return []
+        # Transition first: a job cancelled while this ran (or a concurrent duplicate `rank` that won)
+        # gets no trainings and no train messages; the row lock of the UPDATE orders duplicates.
+        if not _transition(session, job_id, ["ranking"], "training"):
+            return []
+        _mark_stage(session, job_id, "training", "started")
         existing = set(session.scalars(select(Training.candidate_id).where(Training.job_id == job_id)))
         for candidate_id in top:
             if candidate_id not in existing:
                 session.add(Training(job_id=job_id, candidate_id=candidate_id, mode=spec.final.mode, status="pending"))
-        if _transition(session, job_id, ["ranking"], "training"):
-            _mark_stage(session, job_id, "training", "started")
         return top
 
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from reliability_harness import LEDGER, PostgresCluster, Stack, find_binary, write_summary
+from reliability_harness import LEDGER, PostgresCluster, Stack, find_binary, fresh_database, write_summary
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,6 +35,23 @@ def stack(pg_url, tmp_path):
     yield make
     for s in made:
         s.close()
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory):
+    """make(**env) -> Stack shared by a module's tests (its own database and Redis), torn down after them."""
+    made: list[Stack] = []
+    with fresh_database() as url:
+        def make(**env: str) -> Stack:
+            s = Stack(url, tmp_path_factory.mktemp("module-stack"), **env)
+            made.append(s)
+            return s
+
+        try:
+            yield make
+        finally:
+            for s in made:
+                s.close()
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 import pytest
@@ -87,9 +88,22 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def kill_tree(pid: int, extra: Iterable[int] = ()) -> list[int]:
-    """SIGKILL `pid` and every process below it (collected first, so none is orphaned and missed)."""
-    pids = sorted(set(descendants(pid)) | set(extra)) + [pid]
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def kill_tree(pid: int, extra: Iterable[int] = (), marker: str | None = None) -> list[int]:
+    """SIGKILL `pid` and every process below it (collected first, so none is orphaned and missed).
+
+    `extra`: pids seen below it earlier (a child may have been re-parented since); each is killed only
+    if still alive and, with `marker`, only if its environment holds `marker` (this stack's private
+    broker URL), so a reused pid of someone else's process is never hit.
+    """
+    earlier = [p for p in set(extra) if _alive(p) and (marker is None or marker.encode() in _environ(p))]
+    pids = sorted(set(descendants(pid)) | set(earlier)) + [pid]
     for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
@@ -143,6 +157,35 @@ class Ledger:
 
 
 LEDGER = Ledger()
+
+
+# ---------------------------------------------------------------- databases on the shared PostgreSQL
+
+PG_ADMIN_URL = os.environ.get("KNAS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def fresh_database(prefix: str = "knas_rel") -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL (tests/conftest.py's `pg_url`, for wider scopes)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001
+        admin.dispose()
+        missing(f"PostgreSQL at {PG_ADMIN_URL} ({error})")
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 # ---------------------------------------------------------------- private Redis
@@ -380,7 +423,7 @@ class Stack:
     def kill_worker(self, worker: WorkerProc, fault: str) -> None:
         """SIGKILL the node: supervisor, Celery main process and pool children at once (a machine dying)."""
         worker.remember_children()
-        kill_tree(worker.proc.pid, worker.known)
+        kill_tree(worker.proc.pid, worker.known, marker=self.redis.url)
         worker.proc.wait(timeout=10)
         LEDGER.fault(fault)
 
@@ -455,23 +498,37 @@ class Stack:
 
         from models import Worker
 
-        def quiet() -> bool:
+        def idle() -> bool:
             with self.store.session() as s:
                 busy = s.scalars(select(Worker.name).where(Worker.current_job == job_id)).all()
             alive = [w for w in self.workers if w.proc.poll() is None]
             return not busy and self.redis.backlog() == 0 and bool(alive)
+
+        def quiet() -> bool:  # twice, 0.3 s apart: a message between the queue and the unacked set is not missed
+            if not idle():
+                return False
+            time.sleep(0.3)
+            return idle()
 
         wait_for(quiet, timeout, "the broker to drain and the workers to go idle", interval=0.1, context=self.logs)
 
     def close(self) -> None:
         for api in self.apis:
             api.stop()
-        for worker in self.workers:
+        for worker in self.workers:  # SIGTERM to every node at once (warm shutdowns in parallel) ...
+            worker.remember_children()
             if worker.proc.poll() is None:
-                worker.stop(timeout=15)
-            else:  # killed by the test: its children were killed with it, make sure
+                worker.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for worker in self.workers:  # ... then SIGKILL whatever is still there, children included
+            try:
+                worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:  # still alive (not reaped): its pid is still its own
+                kill_tree(worker.proc.pid, worker.known, marker=self.redis.url)
+                worker.proc.wait(timeout=10)
+            else:  # reaped: never touch its pid again; only processes that carry this stack's broker URL
                 for pid in worker.known:
-                    if _alive(pid):
+                    if _alive(pid) and self.redis.url.encode() in _environ(pid):
                         os.kill(pid, signal.SIGKILL)
         self.store.dispose()
         self.redis.stop()
