@@ -107,14 +107,33 @@ def _summary(error: dict[str, Any]) -> str:
     return f"{where}: {error['msg']}"
 
 
-async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+_NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [_field_error(e) for e in exc.errors()] or [{"loc": [], "msg": "invalid request", "type": "invalid"}]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return problem(422, _summary(errors[0]) + more, errors)
+    detail = _summary(errors[0])
+    if errors[0]["loc"] == ["body"] and errors[0]["type"] in _NOT_AN_OBJECT:  # say what was wrong with the body
+        content_type = request.headers.get("content-type")
+        if not _is_json(content_type):
+            detail = (f"the request body must be JSON, sent with Content-Type: application/json "
+                      f"(got {content_type!r}): {detail}")
+        else:
+            detail = f"the request body must be a JSON object (a job spec): {detail}"
+    return problem(422, detail + more, errors)
 
 
 async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    detail = str(exc.detail)
+    if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's words for e.g. RecursionError
+        detail = "the request body could not be parsed: send one JSON object (is it nested too deeply?)"
+    return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
 
 async def on_database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -71,7 +71,7 @@ def unique():
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not (LEDGER.faults or LEDGER.jobs):
+    if not (LEDGER.faults or LEDGER.jobs or LEDGER.http):
         return
     terminalreporter.section("reliability figures (tests/reliability)")
     for line in LEDGER.summary().splitlines():
