@@ -106,7 +106,13 @@ def submit_job(
         spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True)
     except SpecError as error:
         raise _spec_error(error) from None
-    check_active_jobs(store, settings, user)
+    try:
+        check_active_jobs(store, settings, user)
+    except HTTPException:  # a concurrent twin with our key may have made the job that fills the quota
+        if (existing := _replayed(store, user, idempotency_key)) is None:
+            raise
+        response.headers["Idempotent-Replayed"] = "true"
+        return _job_public(store, existing)
     try:
         job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key)
     except IntegrityError:  # the same key raced us: the other request created the job
