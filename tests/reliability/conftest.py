@@ -71,7 +71,7 @@ def unique():
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not (LEDGER.faults or LEDGER.jobs or LEDGER.http):
+    if not (LEDGER.faults or LEDGER.jobs or LEDGER.http or LEDGER.fuzz):
         return
     terminalreporter.section("reliability figures (tests/reliability)")
     for line in LEDGER.summary().splitlines():

@@ -128,7 +128,8 @@ class Ledger:
     trainings: int = 0
     transitions: int = 0  # job state changes observed by the watchers
     backwards: int = 0  # state changes that went backwards (must stay 0)
-    http: Counter = field(default_factory=Counter)  # status class -> responses seen by fault-time pollers
+    http: Counter = field(default_factory=Counter)  # status class -> answers clients got while faults were injected
+    fuzz: Counter = field(default_factory=Counter)  # status class -> answers to generated (schemathesis) requests
     notes: list[str] = field(default_factory=list)
 
     def fault(self, kind: str) -> None:
@@ -139,20 +140,23 @@ class Ledger:
                 "jobs": dict(self.jobs), "candidates": self.candidates, "score_rows": self.score_rows,
                 "rows_lost": self.lost, "duplicates": self.duplicates, "trainings": self.trainings,
                 "state_changes_observed": self.transitions, "state_changes_backwards": self.backwards,
-                "http_during_faults": dict(self.http), "notes": self.notes}
+                "http_during_faults": dict(self.http), "fuzz_requests": dict(self.fuzz), "notes": self.notes}
 
     def summary(self) -> str:
         d = self.as_dict()
         faults = ", ".join(f"{k} x{v}" for k, v in sorted(self.faults.items())) or "none"
         jobs = ", ".join(f"{k} {v}" for k, v in sorted(self.jobs.items())) or "none"
         http = ", ".join(f"{k}: {v}" for k, v in sorted(self.http.items())) or "none"
+        fuzz = ", ".join(f"{k}: {v}" for k, v in sorted(self.fuzz.items())) or "none"
         return "\n".join([
             f"faults injected: {d['faults_total']} ({faults})",
             f"jobs checked: {sum(self.jobs.values())} ({jobs})",
             f"candidates: {self.candidates}, score rows: {self.score_rows}, trainings: {self.trainings}",
             f"rows lost: {self.lost}, duplicates: {self.duplicates}",
             f"job state changes observed: {self.transitions}, backwards: {self.backwards}",
-            f"HTTP answers seen while faults were injected: {http}",
+            f"HTTP answers clients got while faults were injected: {http}",
+            f"generated requests (schemathesis): {sum(self.fuzz.values())} ({fuzz})",
+            *self.notes,
         ])
 
 

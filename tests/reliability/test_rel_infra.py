@@ -65,8 +65,10 @@ def test_the_job_completes_across_a_database_outage_and_the_api_answers_503_mean
             assert "Traceback" not in response.text and "File \"" not in response.text
         assert health.status_code == 503 and health.json()["database"].startswith("unavailable")
 
-        # The workers hit the outage and retried with back-off (Celery's "Retry in N s"), none gave up.
-        wait_for(lambda: any("Retry in" in w.output() for w in workers), 30, "a task to retry", context=s.logs)
+        # The workers hit the outage and retry with back-off; the database stays down until one task
+        # has been retried three times (~2-4 s of waiting by then), so the back-off itself is exercised.
+        wait_for(lambda: max(map(len, retries(workers).values()), default=0) >= 3, 60,
+                 "a task to retry three times", context=s.logs)
         down_for = time.monotonic() - down_at
         pg_cluster.start()
         assert s.wait_done(job, 150) == "succeeded"
@@ -74,10 +76,26 @@ def test_the_job_completes_across_a_database_outage_and_the_api_answers_503_mean
             again = http.get(f"/v1/jobs/{job}")
         assert again.status_code == 200 and again.json()["status"] == "succeeded"  # the API's pool recovered
     assert_complete(s.store, job, s.logs)
-    retries = sum(len(re.findall(r"Retry in", w.output())) for w in workers)
-    assert retries >= 1 and watch.read_errors >= 1
-    assert all(w.proc.poll() is None for w in workers)
-    LEDGER.notes.append(f"database down {down_for:.1f} s: {retries} task retries with back-off, job succeeded")
+    delays = retries(workers)
+    longest = max(delays.values(), key=len)
+    assert longest == sorted(longest) and len(set(longest)) == len(longest), longest  # exponential: each wait longer
+    assert watch.read_errors >= 1 and all(w.proc.poll() is None for w in workers)
+    total = sum(map(len, delays.values()))
+    LEDGER.notes.append(f"database down {down_for:.1f} s: {total} task retries, back-off "
+                        f"{', '.join(f'{d:.1f}' for d in longest)} s for one task; job succeeded")
+
+
+RETRY = re.compile(r"^\[([0-9-]+ [0-9:,]+): [^]]*\] Task knas\.\w+\[([0-9a-f-]+)\] retry: Retry in ([0-9.]+)s", re.M)
+
+
+def retries(workers) -> dict[str, list[float]]:
+    """Task id -> the back-off delays Celery logged for it, in time order across the workers (a retried
+    task may run on either)."""
+    lines = sorted(match for w in workers for match in RETRY.findall(w.output()))
+    found: dict[str, list[float]] = {}
+    for _when, task_id, delay in lines:
+        found.setdefault(task_id, []).append(float(delay))
+    return found
 
 
 def test_clients_polling_through_an_api_restart_just_see_progress_continue(stack):
