@@ -60,7 +60,7 @@ def test_cancel_during_scoring_stops_each_worker_within_one_candidate(service):
     # At most the candidate each of the two workers was inside when the cancel landed.
     assert len(late) <= 2, late
     for r in late:
-        assert (r.scored_at - cancelled_at).total_seconds() <= slowest + 1.0, (r, slowest)
+        assert (r.scored_at - cancelled_at).total_seconds() <= slowest + 2.0, (r, slowest)
     assert sum(1 for r in rows if r.status == "pending") >= 20  # the rest was never scored
     check = check_job(s.store, job)
     assert check.status == "cancelled" and check.duplicates == 0 and check.lost == 0
@@ -132,6 +132,6 @@ def test_cancel_during_training_stops_each_training_after_its_current_epoch(serv
         assert len(t.epochs) < 40
         slowest_epoch = max(e["seconds"] for e in t.epochs)
         # The epoch under way when the cancel landed finishes; no further one starts.
-        assert (t.finished_at - cancelled_at).total_seconds() <= slowest_epoch + 1.5, (t.finished_at, cancelled_at)
+        assert (t.finished_at - cancelled_at).total_seconds() <= slowest_epoch + 2.5, (t.finished_at, cancelled_at)
     assert never[0].status == "pending" and not never[0].epochs  # the third top-k candidate never started
     assert watch.seen[job][-1] == "cancelled"
