@@ -431,6 +431,16 @@ class Stack:
         worker.proc.wait(timeout=10)
         LEDGER.fault(fault)
 
+    def pause_workers(self, resume: bool = False) -> None:
+        """SIGSTOP (or SIGCONT) every live worker's processes: no task runs and no sweep happens meanwhile."""
+        for worker in self.workers:
+            if worker.proc.poll() is not None:
+                continue
+            worker.remember_children()
+            for pid in worker.known:
+                if _alive(pid) and self.redis.url.encode() in _environ(pid):
+                    os.kill(pid, signal.SIGCONT if resume else signal.SIGSTOP)
+
     def logs(self) -> str:
         parts = [f"--- worker {w.name} ({w.log.name})\n{w.output()[-3000:]}" for w in self.workers]
         parts += [f"--- api {a.port}\n{a.log[-3000:]}" for a in self.apis]
@@ -609,7 +619,8 @@ class StateWatch(threading.Thread):
         return self.seen
 
     def __enter__(self) -> "StateWatch":
-        self.start()
+        if self.ident is None:  # not started yet (a test may start it early, then use `with`)
+            self.start()
         return self
 
     def __exit__(self, exc_type, *_exc) -> None:

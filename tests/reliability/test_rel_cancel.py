@@ -68,25 +68,31 @@ def test_cancel_during_scoring_stops_each_worker_within_one_candidate(service):
 
 
 def test_cancel_during_ranking_creates_no_training(service, monkeypatch):
-    """Positioned, not hoped for: the job is held in `ranking` (scored in this process), then cancelled
-    (a) before `rank` runs and (b) inside `rank`'s transaction, between reading the job and moving it on."""
+    """Positioned, not hoped for: the job is held in `ranking` (scored in this process, the workers paused
+    so that no sweep moves it on), then cancelled (a) before `rank` runs and (b) inside `rank`'s
+    transaction, between reading the job and moving it on."""
     from worker.runtime import Runtime
 
     s = service.stack
     runtime = Runtime(device="cpu", worker_name="test-process")
-    jobs = []
-    for seed in (311, 312):
-        job = s.create_job(tiny_spec(4, seed=seed, proxy="mgm", probe=8, top_k=2, epochs=3), submit=False,
-                           owner="carol")
-        for chunk in pipeline.start_job(s.store, job, 4):
-            pipeline.score_chunk(s.store, runtime, job, chunk)
-        assert pipeline.finish_scoring(s.store, job) or s.status(job) == "ranking"
-        jobs.append(job)
-    before, inside = jobs
-
-    with StateWatch(s.db_url, jobs) as watch:
+    s.pause_workers()
+    try:
+        jobs = []
+        for seed in (311, 312):
+            job = s.create_job(tiny_spec(4, seed=seed, proxy="mgm", probe=8, top_k=2, epochs=3), submit=False,
+                               owner="carol")
+            for chunk in pipeline.start_job(s.store, job, 4):
+                pipeline.score_chunk(s.store, runtime, job, chunk)
+            assert pipeline.finish_scoring(s.store, job) or s.status(job) == "ranking"
+            jobs.append(job)
+        before, inside = jobs
+        watch = StateWatch(s.db_url, jobs)
+        watch.start()
         # (a) The cancel lands first; the `rank` message (as the last chunk would send it) arrives after.
         service.cancel(before)
+    finally:
+        s.pause_workers(resume=True)
+    with watch:
         s.send("knas.rank", [before])
 
         # (b) The cancel lands while `rank` holds its transaction open (after it read `ranking`).
