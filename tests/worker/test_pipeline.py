@@ -287,7 +287,7 @@ def test_an_aggregate_with_repeats_averages_each_repeats_aggregate(store, runtim
 
     from scorer.proxies.ensemble import COMPONENTS, aggregate
 
-    job_id = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=2,
+    job_id = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=2, candidates={"strategy": "random", "n": 4},
                                              proxy={"name": "ensemble", "batch_size": 8, "repeats": 2}))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     rows = candidate_rows(store, job_id)
