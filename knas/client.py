@@ -109,8 +109,18 @@ class KnasClient:
              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Poll until the job ends; returns its last state. `timeout` None waits for ever."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        outage = interval
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except KnasClientError as error:
+                # An API restart or a database outage is not the job's end: keep asking, backing off.
+                if not _temporary(error) or (deadline is not None and time.monotonic() > deadline):
+                    raise
+                time.sleep(outage)
+                outage = min(outage * 2, 30.0)
+                continue
+            outage = interval
             if on_update is not None:
                 on_update(job)
             if job["status"] in FINAL_STATES:
@@ -118,6 +128,11 @@ class KnasClient:
             if deadline is not None and time.monotonic() > deadline:
                 raise KnasClientError(f"job {job_id} is still {job['status']} after {timeout:g} s")
             time.sleep(interval)
+
+
+def _temporary(error: KnasClientError) -> bool:
+    """Unreachable, timed out, or 502/503/504: the server may answer again in a moment."""
+    return error.status_code is None or error.status_code in (502, 503, 504)
 
 
 def _reason(error: Exception) -> str:

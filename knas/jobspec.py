@@ -92,6 +92,9 @@ class JobSpec(_Spec):
                 if canonical in seen:
                     raise ValueError(f"candidates.archs[{position}] repeats {canonical!r}")
                 seen.add(canonical)
+        if self.top_k == 0 and self.final.mode != "none":
+            raise ValueError(f"top_k=0 leaves nothing for final.mode={self.final.mode!r}: "
+                             f"pass top_k >= 1, or final.mode='none' to stop after ranking")
         if self.top_k > self.candidate_count:
             raise ValueError(f"top_k={self.top_k} is larger than the {self.candidate_count} candidates")
         return self

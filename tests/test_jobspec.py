@@ -32,6 +32,7 @@ def test_all_and_list_strategies():
     ({"candidates": {"strategy": "list", "archs": [INDEX_0, INDEX_0]}, "top_k": 1}, "repeats"),
     ({"top_k": 500}, "top_k=500 is larger than the 100 candidates"),
     ({"top_k": -1}, "greater than or equal to 0"),
+    ({"top_k": 0}, "top_k=0 leaves nothing for final.mode='train'"),
     ({"final": {"mode": "train", "epochs": 0}}, "epochs"),
     ({"final": {"mode": "magic"}}, "does not match any of the expected tags"),
     ({"proxy": {"name": "mgm", "batch_size": 0}}, "batch_size"),

@@ -76,11 +76,24 @@ def check_active_jobs(store: Store, settings: Settings, user: Principal) -> None
                             f"wait for one to finish or cancel one", headers={"Retry-After": "30"})
 
 
-def _replayed(store: Store, user: Principal, key: str | None) -> str | None:
+def _replayed(store: Store, user: Principal, key: str | None, spec: JobSpec) -> str | None:
+    """The job this user's earlier POST with `key` created; 409 if that POST asked for another job."""
     if key is None:
         return None
     with store.session() as session:
-        return session.scalar(select(Job.id).where(Job.owner == user.name, Job.idempotency_key == key))
+        found = session.execute(select(Job.id, Job.spec).where(Job.owner == user.name,
+                                                                Job.idempotency_key == key)).first()
+    if found is None:
+        return None
+    try:
+        same = check_spec(spec).model_dump(mode="json") == found.spec
+    except SpecError:
+        same = False
+    if not same:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"Idempotency-Key {key!r} was already used for a different job spec (job {found.id}); "
+                            f"use a new key for a new job")
+    return found.id
 
 
 def _job_public(store: Store, job_id: str) -> JobPublic:
@@ -89,7 +102,8 @@ def _job_public(store: Store, job_id: str) -> JobPublic:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
-             responses={413: {"model": Problem}, 422: {"model": Problem}, 429: {"model": Problem},
+             responses={409: {"model": Problem, "description": "Idempotency-Key reused for another spec"},
+                        413: {"model": Problem}, 422: {"model": Problem}, 429: {"model": Problem},
                         503: {"model": Problem}})
 def submit_job(
     spec: JobSpec, response: Response, store: StoreDep, settings: SettingsDep, queue: QueueDep, user: CurrentUser,
@@ -97,7 +111,7 @@ def submit_job(
                                                   description="repeat a POST safely: one job per key and user")] = None,
 ) -> JobPublic:
     """Validate the spec against this server (names, files, limits, quota), store the job and enqueue it."""
-    if (existing := _replayed(store, user, idempotency_key)) is not None:
+    if (existing := _replayed(store, user, idempotency_key, spec)) is not None:
         response.headers["Location"] = f"{router.prefix}/{existing}"
         response.headers["Idempotent-Replayed"] = "true"
         return _job_public(store, existing)
@@ -109,14 +123,14 @@ def submit_job(
     try:
         check_active_jobs(store, settings, user)
     except HTTPException:  # a concurrent twin with our key may have made the job that fills the quota
-        if (existing := _replayed(store, user, idempotency_key)) is None:
+        if (existing := _replayed(store, user, idempotency_key, spec)) is None:
             raise
         response.headers["Idempotent-Replayed"] = "true"
         return _job_public(store, existing)
     try:
         job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key)
     except IntegrityError:  # the same key raced us: the other request created the job
-        if (existing := _replayed(store, user, idempotency_key)) is None:
+        if (existing := _replayed(store, user, idempotency_key, spec)) is None:
             raise
         response.headers["Idempotent-Replayed"] = "true"
         return _job_public(store, existing)

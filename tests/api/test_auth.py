@@ -107,3 +107,17 @@ def test_failed_authentications_are_rate_limited_per_client(start_server, tmp_pa
         limited = http.get("/v1/jobs", headers=server.auth)  # this address is blocked for the minute
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         assert "too many failed authentications" in limited.json()["detail"]
+
+
+def test_an_idempotency_key_replays_its_job_and_refuses_another_spec(embedded_server, make_spec):
+    with embedded_server.client(token=embedded_server.add_user(unique("gina"))) as gina, \
+            embedded_server.client(token=embedded_server.add_user(unique("hal"))) as hal:
+        key = f"retry-{uuid.uuid4().hex}"
+        first = gina.submit(make_spec(n=2, seed=61), idempotency_key=key)
+        again = gina.submit(make_spec(n=2, seed=61), idempotency_key=key)
+        assert again["id"] == first["id"] and gina.jobs()["count"] == 1
+        with pytest.raises(KnasClientError) as conflict:
+            gina.submit(make_spec(n=2, seed=62), idempotency_key=key)
+        assert conflict.value.status_code == 409 and key in str(conflict.value) and first["id"] in str(conflict.value)
+        # keys are per user: the same key from someone else is their own new job
+        assert hal.submit(make_spec(n=2, seed=61), idempotency_key=key)["id"] != first["id"]

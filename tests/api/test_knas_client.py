@@ -5,6 +5,7 @@ import csv
 import io
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -71,3 +72,30 @@ def test_closed_port_is_one_clear_line(knas, closed_port):
     assert result.stderr.strip().splitlines() == [
         f"Error: cannot reach the knas server at http://127.0.0.1:{closed_port} (Connection refused); "
         "start one with `knas serve` or pass --server / set KNAS_SERVER"]
+
+
+def test_wait_rides_out_a_server_restart(start_server, tmp_path, make_spec, until):
+    """`knas status --watch` through a killed and restarted server: the wait goes on, the job finishes."""
+    import threading
+
+    server = start_server(KNAS_HOME=str(tmp_path / "home"))
+    with server.client() as submitter:
+        job = submitter.submit(make_spec(n=60, probe=8, seed=77, proxy={"name": "mgm", "batch_size": 8}))
+        until(lambda: submitter.job(job["id"])["progress"]["scored"] >= 1, 120, what="scoring to start")
+    outcome: dict = {}
+
+    def watch() -> None:
+        with server.client() as watcher:
+            try:
+                outcome["job"] = watcher.wait(job["id"], timeout=240, interval=0.2)
+            except Exception as error:  # noqa: BLE001 - reported by the assertion below
+                outcome["error"] = error
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    server.kill()
+    time.sleep(1.5)  # the watcher meets a closed port at least once
+    server.start()
+    thread.join(260)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["job"]["status"] == "succeeded" and outcome["job"]["progress"]["scored"] == 60

@@ -203,8 +203,6 @@ def test_an_idempotency_key_over_128_characters_is_refused(api):
     assert response.status_code == 422 and "idempotency-key" in response.json()["detail"]
 
 
-@pytest.mark.xfail(strict=True, reason="knas/jobspec.py allows top_k=0 (ge=0): with a final stage the job then "
-                                       "trains nothing and 'succeeds' without a winner; see docs/reliability.md")
 def test_top_k_zero_with_a_final_stage_is_refused(api):
     response = httpx.post(f"{api.url}/v1/jobs", json=spec(top_k=0, final={"mode": "train", "epochs": 1}),
                           headers=api.auth, timeout=30)
