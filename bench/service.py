@@ -57,8 +57,11 @@ class Stack:
         env.update(KNAS_DATABASE_URL=self.url, KNAS_BROKER_URL=REDIS, KNAS_CHUNK_SIZE="5", KNAS_DEVICE="cpu",
                    OMP_NUM_THREADS="1" if workers > 1 else "2")
         from models import Store
+        from models.users import add_user
 
-        Store(self.url).dispose()
+        store = Store(self.url)
+        self.headers = {"Authorization": f"Bearer {add_user(store, 'bench', admin=True)}"}
+        store.dispose()
         knas = [sys.executable, "-m", "knas.cli.main"]
         self.procs = [subprocess.Popen([*knas, "serve", "--port", str(self.port)], env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -103,16 +106,16 @@ def run_job(stack: Stack, candidates: int, probe: int) -> dict:
 
     spec = {"space": "nats-tss", "dataset": "synthetic", "candidates": {"strategy": "random", "n": candidates},
             "proxy": {"name": "mgm", "batch_size": probe}, "top_k": 1, "final": {"mode": "none"}}
-    job = httpx.post(f"{stack.base}/v1/jobs", json=spec, timeout=30).raise_for_status().json()
+    job = httpx.post(f"{stack.base}/v1/jobs", json=spec, headers=stack.headers, timeout=30).raise_for_status().json()
     while True:
-        job = httpx.get(f"{stack.base}/v1/jobs/{job['id']}", timeout=30).json()
+        job = httpx.get(f"{stack.base}/v1/jobs/{job['id']}", headers=stack.headers, timeout=30).json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
             break
         time.sleep(0.5)
     if job["status"] != "succeeded":
         raise RuntimeError(f"job ended {job['status']}: {job.get('error')}")
     rows = httpx.get(f"{stack.base}/v1/jobs/{job['id']}/candidates", params={"limit": candidates},
-                     timeout=30).json()
+                     headers=stack.headers, timeout=30).json()
     rows = rows.get("data", rows)
     scoring = job["timings"]["scoring"]
     wall = (datetime.fromisoformat(scoring["finished"]) - datetime.fromisoformat(scoring["started"])).total_seconds()
@@ -120,11 +123,12 @@ def run_job(stack: Stack, candidates: int, probe: int) -> dict:
             "n": len(rows)}
 
 
-async def poll_load(base: str, job_id: str, rate: int, seconds: int) -> list[float]:
+async def poll_load(base: str, job_id: str, rate: int, seconds: int, headers: dict[str, str]) -> list[float]:
     import httpx
 
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=httpx.Limits(max_connections=64)) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers,
+                                 limits=httpx.Limits(max_connections=64)) as client:
         async def one():
             start = time.perf_counter()
             r = await client.get(f"/v1/jobs/{job_id}")
@@ -161,7 +165,7 @@ def main() -> None:
                 print(f"1 worker: {r['n']} candidates, scoring stage {r['wall']:.1f} s, proxy time {r['proxy_seconds']:.1f} s")
                 print(f"  overhead of queue + store + net build per candidate: {overhead * 1000:.1f} ms "
                       f"= {100 * overhead / scoring:.1f}% of {scoring * 1000:.1f} ms scoring")
-                latencies = asyncio.run(poll_load(stack.base, r["id"], args.rate, args.seconds))
+                latencies = asyncio.run(poll_load(stack.base, r["id"], args.rate, args.seconds, stack.headers))
                 q = statistics.quantiles(latencies, n=100)
                 print(f"status polls: {len(latencies)} at {args.rate}/s for {args.seconds} s: "
                       f"p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms")
