@@ -121,3 +121,21 @@ def test_an_idempotency_key_replays_its_job_and_refuses_another_spec(embedded_se
         assert conflict.value.status_code == 409 and key in str(conflict.value) and first["id"] in str(conflict.value)
         # keys are per user: the same key from someone else is their own new job
         assert hal.submit(make_spec(n=2, seed=61), idempotency_key=key)["id"] != first["id"]
+
+
+def test_quotas_on_the_service_stack_postgres_and_redis(start_server, tmp_path, pg_url, redis_url, make_spec):
+    """API only (PostgreSQL store, Redis broker, no worker): queued jobs count against max-jobs."""
+    server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url)
+    ivy, joe = server.add_user("ivy", max_jobs=2, max_candidates=4), server.add_user("joe", max_jobs=1)
+    with server.client(token=ivy) as ivy, server.client(token=joe) as joe:
+        with pytest.raises(KnasClientError) as too_big:
+            ivy.submit(make_spec(n=5))
+        assert too_big.value.status_code == 422 and "max-candidates of user 'ivy'" in str(too_big.value)
+        first, second = ivy.submit(make_spec(n=4, seed=1)), ivy.submit(make_spec(n=4, seed=2))
+        assert first["status"] == second["status"] == "queued"  # nobody works on them: they stay active
+        with pytest.raises(KnasClientError) as too_many:
+            ivy.submit(make_spec(n=2, seed=3))
+        assert too_many.value.status_code == 429 and "2 active jobs, the limit is 2" in str(too_many.value)
+        assert joe.submit(make_spec(n=2, seed=4))["owner"] == "joe"  # one user's quota is not another's
+        ivy.cancel(first["id"])
+        assert ivy.submit(make_spec(n=2, seed=5))["status"] == "queued"
