@@ -123,7 +123,9 @@ def run_job(stack: Stack, candidates: int, probe: int) -> dict:
             "n": len(rows)}
 
 
-async def poll_load(base: str, job_id: str, rate: int, seconds: int, headers: dict[str, str]) -> list[float]:
+async def poll_load(base: str, job_id: str, rate: int, seconds: int, headers: dict[str, str],
+                    errors: list[str]) -> list[float]:
+    """Latencies of the polls that succeeded; each failed poll (dropped connection, 5xx) goes to `errors`."""
     import httpx
 
     latencies: list[float] = []
@@ -131,8 +133,12 @@ async def poll_load(base: str, job_id: str, rate: int, seconds: int, headers: di
                                  limits=httpx.Limits(max_connections=64)) as client:
         async def one():
             start = time.perf_counter()
-            r = await client.get(f"/v1/jobs/{job_id}")
-            r.raise_for_status()
+            try:
+                r = await client.get(f"/v1/jobs/{job_id}")
+                r.raise_for_status()
+            except httpx.HTTPError as error:
+                errors.append(type(error).__name__)
+                return
             latencies.append(time.perf_counter() - start)
 
         tasks = []
@@ -165,10 +171,13 @@ def main() -> None:
                 print(f"1 worker: {r['n']} candidates, scoring stage {r['wall']:.1f} s, proxy time {r['proxy_seconds']:.1f} s")
                 print(f"  overhead of queue + store + net build per candidate: {overhead * 1000:.1f} ms "
                       f"= {100 * overhead / scoring:.1f}% of {scoring * 1000:.1f} ms scoring")
-                latencies = asyncio.run(poll_load(stack.base, r["id"], args.rate, args.seconds, stack.headers))
+                errors: list[str] = []
+                latencies = asyncio.run(poll_load(stack.base, r["id"], args.rate, args.seconds, stack.headers,
+                                                  errors))
                 q = statistics.quantiles(latencies, n=100)
-                print(f"status polls: {len(latencies)} at {args.rate}/s for {args.seconds} s: "
-                      f"p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms")
+                print(f"status polls: {len(latencies)} answered at {args.rate}/s for {args.seconds} s: "
+                      f"p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms; failed: {len(errors)}"
+                      + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
         finally:
             stack.close()
     print(f"throughput: 1 worker {throughput[1]:.2f} cand/s, 2 workers {throughput[2]:.2f} cand/s "
