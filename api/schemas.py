@@ -48,7 +48,9 @@ class JobsPublic(BaseModel):
     count: int = Field(description="jobs matching the filters, over all pages")
 
 
-class CandidatePublic(BaseModel):
+class CandidateBase(BaseModel):
+    """What every view of a candidate shows: its identity, its scores and who computed them."""
+
     id: int
     rank: int | None
     arch: str
@@ -56,11 +58,16 @@ class CandidatePublic(BaseModel):
     status: str
     score: float | None
     score_std: float | None = Field(default=None, description="spread of the score over proxy.repeats (None: 1 repeat)")
-    scores: dict[str, Any] | None
+    scores: dict[str, Any] | None = Field(description="every proxy computed for it, by name")
     params: int | None
     proxy_seconds: float | None
     worker: str | None
     error: str | None
+
+
+class CandidatePublic(CandidateBase):
+    """A row of the ranked candidates list."""
+
     valid_acc: float | None
     test_acc: float | None
     training_status: str | None

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .schemas import CandidateBase
+
 
 class Me(BaseModel):
     """The caller, as the token says."""
@@ -64,20 +66,10 @@ class TrainingsView(BaseModel):
                                               "(None below 2 points or with constant input)")
 
 
-class CandidateDetail(BaseModel):
-    id: int
-    rank: int | None
-    arch: str
-    arch_index: int
-    status: str
-    score: float | None
-    score_std: float | None = Field(default=None, description="spread of the score over proxy.repeats (None: 1 repeat)")
-    scores: dict[str, Any] | None = Field(description="every proxy computed for it, by name")
-    params: int | None
-    proxy_seconds: float | None
+class CandidateDetail(CandidateBase):
+    """One candidate in full (the dashboard's candidate page)."""
+
     energy_j: float | None
     scorer_version: str | None
-    worker: str | None
-    error: str | None
     scored_at: datetime | None
     training: TrainingView | None = Field(description="its final-stage training, if it was in the top-k")
