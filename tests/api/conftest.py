@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ import httpx
 import pytest
 
 from knas.client import KnasClient
+from processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 # Small ceilings so every limit can be hit with a cheap request.
 LIMITS = {"KNAS_MAX_CANDIDATES": "500", "KNAS_MAX_PROBE_BATCH": "128", "KNAS_MAX_EPOCHS": "3"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "worker"))
 from live_workers import WorkerProc, descendants, worker_env  # noqa: E402  (the live tests' worker helpers)
+from processes import free_port, process_alive  # noqa: E402
 
 IN_CI = bool(os.environ.get("CI"))
 DONE = ("succeeded", "failed", "cancelled")
@@ -61,12 +61,6 @@ def find_binary(name: str) -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,
              context: Callable[[], str] = lambda: "") -> Any:
     """Poll `predicate` until it returns something truthy; AssertionError naming `what` after `timeout` s."""
@@ -78,14 +72,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{context()}")
         time.sleep(interval)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _environ(pid: int) -> bytes:
@@ -102,7 +88,7 @@ def kill_tree(pid: int, extra: Iterable[int] = (), marker: str | None = None) ->
     if still alive and, with `marker`, only if its environment holds `marker` (this stack's private
     broker URL), so a reused pid of someone else's process is never hit.
     """
-    earlier = [p for p in set(extra) if _alive(p) and (marker is None or marker.encode() in _environ(p))]
+    earlier = [p for p in set(extra) if process_alive(p) and (marker is None or marker.encode() in _environ(p))]
     pids = sorted(set(descendants(pid)) | set(earlier)) + [pid]
     for p in pids:
         try:
@@ -110,7 +96,7 @@ def kill_tree(pid: int, extra: Iterable[int] = (), marker: str | None = None) ->
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
     return pids
 
@@ -438,7 +424,7 @@ class Stack:
                 continue
             worker.remember_children()
             for pid in worker.known:
-                if _alive(pid) and self.redis.url.encode() in _environ(pid):
+                if process_alive(pid) and self.redis.url.encode() in _environ(pid):
                     os.kill(pid, signal.SIGCONT if resume else signal.SIGSTOP)
 
     def logs(self) -> str:
@@ -542,7 +528,7 @@ class Stack:
                 worker.proc.wait(timeout=10)
             else:  # reaped: never touch its pid again; only processes that carry this stack's broker URL
                 for pid in worker.known:
-                    if _alive(pid) and self.redis.url.encode() in _environ(pid):
+                    if process_alive(pid) and self.redis.url.encode() in _environ(pid):
                         os.kill(pid, signal.SIGKILL)
         self.store.dispose()
         self.redis.stop()

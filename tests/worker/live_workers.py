@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from processes import process_alive
+
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_PATH = REPO / "tests" / "plugins"  # tiny_dataset.py: the test-only dataset, loaded via KNAS_PLUGINS
 
@@ -68,19 +70,11 @@ class WorkerProc:
             self.proc.wait(timeout=10)
         deadline = time.time() + 10
         for pid in self.known:
-            while _alive(pid) and time.time() < deadline:
+            while process_alive(pid) and time.time() < deadline:
                 time.sleep(0.1)
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         return self.proc.returncode
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_for_rows(store, names: set[str], timeout: float = 90, procs: list[WorkerProc] = ()) -> dict:
