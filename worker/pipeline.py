@@ -60,8 +60,7 @@ def start_job(store: Store, job_id: str, chunk_size: int = 25, window: int | Non
             ids = session.scalars(select(Candidate.id).where(
                 Candidate.job_id == job_id, Candidate.status == "pending").order_by(Candidate.id)).all()
             return [list(ids[i : i + chunk_size]) for i in range(0, len(ids), chunk_size)]
-    chunks = [next_chunk(store, job_id, chunk_size) for _ in range(window)]
-    return [chunk for chunk in chunks if chunk]
+    return hand_out(store, job_id, chunk_size, window)
 
 
 def next_chunk(store: Store, job_id: str, chunk_size: int) -> list[int]:
@@ -87,6 +86,11 @@ def redispatch(store: Store, job_id: str, chunk_size: int, window: int | None) -
     with store.session() as session:
         session.execute(update(Candidate).where(Candidate.job_id == job_id, Candidate.status == "pending")
                         .values(dispatch=None).execution_options(synchronize_session=False))
+    return hand_out(store, job_id, chunk_size, window)
+
+
+def hand_out(store: Store, job_id: str, chunk_size: int, window: int | None) -> list[list[int]]:
+    """Up to `window` chunks from `next_chunk` (None: until nothing is left to hand out)."""
     chunks: list[list[int]] = []
     while window is None or len(chunks) < window:
         chunk = next_chunk(store, job_id, chunk_size)
