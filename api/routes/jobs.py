@@ -96,6 +96,13 @@ def _replayed(store: Store, user: Principal, key: str | None, spec: JobSpec) -> 
     return found.id
 
 
+def _replay(response: Response, store: Store, job_id: str) -> JobPublic:
+    """The answer to a repeated POST: the job its Idempotency-Key created the first time."""
+    response.headers["Location"] = f"{router.prefix}/{job_id}"
+    response.headers["Idempotent-Replayed"] = "true"
+    return _job_public(store, job_id)
+
+
 def _job_public(store: Store, job_id: str) -> JobPublic:
     with store.session() as session:
         return JobPublic.model_validate(job_summary(session, session.get(Job, job_id)))
@@ -112,9 +119,7 @@ def submit_job(
 ) -> JobPublic:
     """Validate the spec against this server (names, files, limits, quota), store the job and enqueue it."""
     if (existing := _replayed(store, user, idempotency_key, spec)) is not None:
-        response.headers["Location"] = f"{router.prefix}/{existing}"
-        response.headers["Idempotent-Replayed"] = "true"
-        return _job_public(store, existing)
+        return _replay(response, store, existing)
     check_limits(spec, settings, user)
     try:
         spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True)
@@ -125,15 +130,13 @@ def submit_job(
     except HTTPException:  # a concurrent twin with our key may have made the job that fills the quota
         if (existing := _replayed(store, user, idempotency_key, spec)) is None:
             raise
-        response.headers["Idempotent-Replayed"] = "true"
-        return _job_public(store, existing)
+        return _replay(response, store, existing)
     try:
         job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key)
     except IntegrityError:  # the same key raced us: the other request created the job
         if (existing := _replayed(store, user, idempotency_key, spec)) is None:
             raise
-        response.headers["Idempotent-Replayed"] = "true"
-        return _job_public(store, existing)
+        return _replay(response, store, existing)
     try:
         queue.submit(job_id, spec.priority)
     except Exception as error:  # broker down: say so now rather than leave a job nobody will run
