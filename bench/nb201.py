@@ -97,19 +97,18 @@ def _init_worker(inputs, targets, seed: int, threads: int | None = 1) -> None:
 
 
 def _score_one(item) -> tuple[int, dict[str, tuple[float, float]]]:
-    from scorer.scoring import score_arch
+    """All missing proxies of one arch in one call, so they share its net and probe passes."""
+    from scorer.proxies import get_proxy
+    from scorer.scoring import score_parts
     from scorer.seeding import candidate_seed
     from scorer.spaces import get_space
 
     index, proxies = item
     space = get_space("nats-tss")
     arch = space.arch(index)
-    scores = {}
-    for proxy in proxies:
-        result = score_arch(space, arch, proxy, _probe["inputs"], _probe["targets"],
-                            candidate_seed(_probe["seed"], arch), num_classes=10)
-        scores[proxy] = (result.scores[proxy], result.seconds)
-    return index, scores
+    result = score_parts(space, arch, proxies, _probe["inputs"], _probe["targets"],
+                         candidate_seed(_probe["seed"], arch), num_classes=10)
+    return index, {p: (result.scores[p], result.part_seconds[p]) for p in (get_proxy(n).name for n in proxies)}
 
 
 def _store(cache: ScoreCache, index: int, scores, done: int, total: int, progress) -> int:

@@ -28,16 +28,19 @@ class DatasetEntry:
 
 
 PROXIES: dict[str, str] = {
-    "ensemble": "rank aggregation (sum of log-ranks) of mgm, zico, naswot, synflow, flops",
+    "ensemble": "rank aggregation (sum of log-ranks) of mgm, zico, expressivity, progressivity, trainability, flops",
+    "expressivity": "sum over blocks of the spectral entropy of the feature covariance (AZ-NAS)",
     "flops": "multiply-accumulates of one forward pass of one sample",
     "grad_norm": "sum of the L2 norms of conv/linear weight gradients",
     "jacov": "eigen-spectrum of the correlation of input Jacobians (jacov)",
     "mgm": "mean of the Gram matrix of per-sample gradients (KNAS)",
     "mgm-offdiag": "Gram-matrix mean over pairs i != j only (unbiased KNAS)",
     "naswot": "log|det| of the kernel of ReLU activation codes (NASWOT)",
+    "progressivity": "smallest block-to-block gain in feature spectral entropy (AZ-NAS)",
     "params": "number of trainable parameters",
     "snip": "sum of |w * dL/dw| over conv/linear weights (SNIP saliency)",
     "synflow": "synaptic flow: sum |w * dR/dw| of the |weights|, BN-free net on an all-ones input",
+    "trainability": "closeness to 1 of each block's Jacobian spectral norm, averaged (AZ-NAS)",
     "zico": "sum over layers of log(sum mean|g| / std(g)) across mini-batches (ZiCo)",
 }
 PROXY_ALIASES: dict[str, str] = {

@@ -6,7 +6,7 @@ from importlib import import_module
 from .base import PROXIES, Proxy, per_sample_batchnorm, proxy
 
 # Each module registers its proxies on import; add a new proxy by adding its module here.
-for _module in ("mgm", "grad_norm", "snip", "synflow", "naswot", "params", "flops", "zico", "jacov", "ensemble"):
+for _module in ("mgm", "grad_norm", "snip", "synflow", "naswot", "params", "flops", "zico", "jacov", "az", "ensemble"):
     import_module(f"{__name__}.{_module}")
 
 

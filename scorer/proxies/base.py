@@ -2,6 +2,8 @@
 
 A proxy is a function `(net, inputs, targets) -> float`, higher = predicted
 better. Each lives in its own module and registers itself with `@proxy(...)`.
+Proxies that start from the same forward pass get it through `probe.probe_for`
+and name what that forward must record in `records` (see probe.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ class Proxy:
     needs_labels: bool = True
     paper: str = ""
     components: tuple[str, ...] = ()  # set for rank-aggregating proxies (scored per component)
+    records: tuple[str, ...] = ()  # what the shared forward must record for it (probe.RECORDS)
+    shares_forward: bool = False  # starts from probe's shared train-mode forward of the batch
 
     def __call__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         return float(self.fn(net, inputs, targets))
@@ -35,11 +39,12 @@ PROXIES: Registry[Proxy] = Registry("proxy")
 
 
 def proxy(name: str, *aliases: str, description: str, needs_labels: bool = True, paper: str = "",
-          components: tuple[str, ...] = ()):
+          components: tuple[str, ...] = (), records: tuple[str, ...] = (), shares_forward: bool = False):
     """Register the decorated function as a proxy called `name`."""
 
     def decorator(fn: ProxyFn) -> ProxyFn:
-        PROXIES.add(name, Proxy(name, fn, description, needs_labels, paper, components), *aliases)
+        entry = Proxy(name, fn, description, needs_labels, paper, components, records, shares_forward or bool(records))
+        PROXIES.add(name, entry, *aliases)
         return fn
 
     return decorator

@@ -3,9 +3,10 @@
 AZ-NAS (Lee & Ham, CVPR 2024) style: for each component proxy, rank the
 candidates (1 = worst ... N = best, ties averaged) and sum log(rank / N)
 over components. Nothing is fitted to benchmark labels: the components are
-chosen a priori, one per property the literature links to trainability:
-the gradient kernel itself (mgm), gradient signal-to-noise (zico),
-expressivity (naswot), signal propagation (synflow) and capacity (flops).
+chosen a priori, before measuring them on NAS-Bench-201: AZ-NAS's own four
+(expressivity, progressivity, trainability, and complexity = flops), plus
+the gradient-kernel family this product is built on, the KNAS kernel itself
+(mgm) and its strongest published member (zico, gradient signal-to-noise).
 Per candidate only the components are computed; the aggregate needs the
 whole set, so it is formed in the ranking step (`aggregate`).
 """
@@ -16,7 +17,8 @@ from typing import Mapping, Sequence
 
 from .base import proxy
 
-COMPONENTS = ("mgm", "zico", "naswot", "synflow", "flops")
+COMPONENTS = ("mgm", "zico", "expressivity", "progressivity", "trainability", "flops")
+DESCRIPTION = "rank aggregation (sum of log-ranks) of mgm, zico, expressivity, progressivity, trainability, flops"
 PAPER = "Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, CVPR 2024"
 
 
@@ -48,7 +50,7 @@ def aggregate(component_scores: Mapping[str, Sequence[float]]) -> list[float]:
     return total
 
 
-@proxy("ensemble", description="rank aggregation (sum of log-ranks) of mgm, zico, naswot, synflow, flops",
+@proxy("ensemble", description=DESCRIPTION,
        paper=PAPER, components=COMPONENTS)
 def ensemble(net, inputs, targets) -> float:
     raise TypeError("ensemble ranks a whole candidate set: score its components per candidate "

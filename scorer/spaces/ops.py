@@ -167,6 +167,10 @@ class MacroNet(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
+    def feature_blocks(self) -> list[nn.Module]:
+        """The chain whose outputs block-wise proxies (AZ-NAS) read: the stem, then every cell."""
+        return [self.stem, *self.cells]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feature = self.stem(x)
         for cell in self.cells:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scorer.proxies import get_proxy
 from shared_data import require_shared
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def test_ranking_prints_correlations_and_repeat_stability_per_proxy(tmp_path):
                    "--repeats", "2", "--jobs", "2", "--json", cache=cache)
     assert result.returncode == 0, result.stderr
     table = json.loads(result.stdout)
-    assert set(table) == {"params", "synflow", "ensemble", "mgm", "zico", "naswot", "flops"}
+    assert set(table) == {"params", "synflow", "ensemble", *get_proxy("ensemble").components}
     for row in table.values():
         assert -1 <= row["kendall"] <= 1 and -1 <= row["spearman"] <= 1 and row["seconds_per_arch"] >= 0
         assert len(row["kendall_over_repeats"]) == 2 and -1 <= row["repeat_kendall"] <= 1
