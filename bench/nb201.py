@@ -52,6 +52,14 @@ class ScoreCache:
         if time.monotonic() - self._last_save > 30:
             self.save()
 
+    def alone_seconds(self, proxy: str) -> float | None:
+        """Seconds per arch of `proxy` scored on its own (no passes shared), if measured."""
+        return self._all.get(self.key + "/alone", {}).get(proxy)
+
+    def put_alone(self, proxy: str, seconds: float) -> None:
+        self._all.setdefault(self.key + "/alone", {})[proxy] = seconds
+        self._dirty = True
+
     def save(self) -> None:
         if self._dirty:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +93,30 @@ def score_archs(indices, proxies, cache: ScoreCache, probe_inputs, probe_targets
     cache.save()
 
 
+def time_alone(indices, names, cache: ScoreCache, probe_inputs, probe_targets, seed: int, jobs: int = 1) -> None:
+    """Seconds per arch of each proxy (or aggregate, as its components) scored on its own.
+
+    Scored together, proxies share passes and a proxy's own seconds say little about what a job
+    using only it pays; this measures that on a few archs and caches it.
+    """
+    todo = [(i, name) for name in names if cache.alone_seconds(name) is None for i in indices]
+    if not todo:
+        return
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(
+                jobs, initializer=_init_worker, initargs=(probe_inputs, probe_targets, seed)) as pool:
+            timings = pool.map(_time_one, todo)
+    else:
+        _init_worker(probe_inputs, probe_targets, seed, threads=None)
+        timings = [_time_one(item) for item in todo]
+    for name in {name for _, name in todo}:
+        seconds = [t for (_, n), t in zip(todo, timings) if n == name]
+        cache.put_alone(name, sum(seconds) / len(seconds))
+    cache.save()
+
+
 _probe: dict = {}
 
 
@@ -109,6 +141,20 @@ def _score_one(item) -> tuple[int, dict[str, tuple[float, float]]]:
     result = score_parts(space, arch, proxies, _probe["inputs"], _probe["targets"],
                          candidate_seed(_probe["seed"], arch), num_classes=10)
     return index, {p: (result.scores[p], result.part_seconds[p]) for p in (get_proxy(n).name for n in proxies)}
+
+
+def _time_one(item) -> float:
+    from scorer.proxies import get_proxy
+    from scorer.scoring import score_parts
+    from scorer.seeding import candidate_seed
+    from scorer.spaces import get_space
+
+    index, name = item
+    space = get_space("nats-tss")
+    arch = space.arch(index)
+    parts = list(get_proxy(name).components) or [name]
+    return score_parts(space, arch, parts, _probe["inputs"], _probe["targets"],
+                       candidate_seed(_probe["seed"], arch), num_classes=10).seconds
 
 
 def _store(cache: ScoreCache, index: int, scores, done: int, total: int, progress) -> int:

@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from nb201 import DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, proxy_scores, score_archs, test_accuracy  # noqa: E402
+from nb201 import (  # noqa: E402
+    DEFAULT_CACHE, DEFAULT_DATA, ScoreCache, proxy_scores, score_archs, test_accuracy, time_alone,
+)
 
 EXPENSIVE = {"mgm-offdiag"}  # per-sample norms: ~5x mgm; only on request
 
@@ -49,19 +51,19 @@ def per_net_proxies(requested: list[str] | None) -> tuple[list[str], list[str]]:
 
 
 def evaluate(indices, proxies, aggregates, cache, accuracy) -> dict[str, dict[str, float]]:
+    """Correlations per proxy, plus seconds per arch: alone (what a job with only it pays, where
+    measured) and shared (its part when scored together with every other proxy)."""
     from scorer.proxies import get_proxy
 
     acc = [accuracy[i] for i in indices]
     table = {}
-    for proxy in proxies:
-        kendall, spearman = correlations(proxy_scores(proxy, indices, cache), acc)
-        seconds = sum(cache.seconds(i, proxy) or 0.0 for i in indices) / len(indices)
-        table[proxy] = {"kendall": kendall, "spearman": spearman, "seconds_per_arch": seconds}
-    for name in aggregates:
-        parts = get_proxy(name).components
+    for name in [*proxies, *aggregates]:
+        parts = get_proxy(name).components or (name,)
         kendall, spearman = correlations(proxy_scores(name, indices, cache), acc)
-        seconds = sum(table[p]["seconds_per_arch"] for p in parts)
-        table[name] = {"kendall": kendall, "spearman": spearman, "seconds_per_arch": seconds}
+        shared = sum(cache.seconds(i, p) or 0.0 for i in indices for p in parts) / len(indices)
+        alone = cache.alone_seconds(name)
+        table[name] = {"kendall": kendall, "spearman": spearman,
+                       "seconds_per_arch": shared if alone is None else alone, "shared_seconds_per_arch": shared}
     return table
 
 
@@ -78,6 +80,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="scoring processes, one torch thread each (default: one per core)")
+    parser.add_argument("--timing-archs", type=int, default=10,
+                        help="archs on which each proxy is also timed on its own (0: skip)")
     parser.add_argument("--cached-only", action="store_true",
                         help="score nothing: evaluate the sampled archs the cache already has every score for")
     args = parser.parse_args()
@@ -87,6 +91,7 @@ def main() -> None:
     from scorer.data import probe_batch
 
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    began = time.time()
     accuracy = test_accuracy(args.data_dir)
     indices = random.Random(args.seed).sample(range(len(accuracy)), args.archs)
     proxies, aggregates = per_net_proxies(args.proxies)
@@ -109,6 +114,9 @@ def main() -> None:
             log(f"  {len(indices)} of the sampled archs are fully cached")
         else:
             score_archs(indices, proxies, cache, inputs, targets, seed, progress, jobs=args.jobs)
+            if repeat == 0 and args.timing_archs:
+                time_alone(indices[:args.timing_archs], proxies + aggregates, cache, inputs, targets, seed,
+                           jobs=args.jobs)
         tables.append(evaluate(indices, proxies, aggregates, cache, accuracy))
         caches.append(cache)
 
@@ -139,15 +147,20 @@ def main() -> None:
     if args.json:
         print(json.dumps({**result, **({"naslib_agreement": naslib} if naslib else {})}, indent=2))
         return
-    header = f"{'proxy':12s} {'kendall':>8s} {'spearman':>9s} {'s/arch':>8s}"
+    header = f"{'proxy':13s} {'kendall':>8s} {'spearman':>9s} {'s/arch':>7s} {'shared':>7s}"
     if args.repeats > 1:
         header += f" {'stability':>10s}"
     print(header)
     for name, row in sorted(result.items(), key=lambda kv: -kv[1]["kendall"]):
-        line = f"{name:12s} {row['kendall']:8.3f} {row['spearman']:9.3f} {row['seconds_per_arch']:8.3f}"
+        line = (f"{name:13s} {row['kendall']:8.3f} {row['spearman']:9.3f} {row['seconds_per_arch']:7.3f} "
+                f"{row['shared_seconds_per_arch']:7.3f}")
         if args.repeats > 1:
             line += f" {row['repeat_kendall']:10.3f}"
         print(line)
+    if result:
+        together = sum(row["shared_seconds_per_arch"] for name, row in result.items() if name not in aggregates)
+        print(f"s/arch: one core, the proxy scored alone (on {args.timing_archs} archs); shared: its part when "
+              f"all are scored together, {together:.2f} s/arch in all; this run took {time.time() - began:.0f} s")
     if naslib:
         print("Spearman agreement with NASLib's precomputed scores (491 archs, CIFAR-10): "
               + ", ".join(f"{k} {v:.3f}" for k, v in naslib.items()))
