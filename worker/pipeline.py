@@ -236,6 +236,8 @@ def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
     """For rank-aggregating proxies, form each candidate's score from the whole set's components.
 
     With repeats, each repeat is aggregated on its own; the score is their mean, the spread their std.
+    Only components every candidate has are used: a job scored partly before an upgrade that
+    changed the component list still ranks, on the components both versions computed.
     """
     components = scorer.get_proxy(proxy_name).components
     if not components:
@@ -246,6 +248,10 @@ def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
                            .where(Candidate.job_id == job_id, Candidate.status == "scored")).all()
     if not rows:
         return
+    stored = [scores for row in rows for scores in (row.repeat_scores or [row.scores or {}])]
+    components = tuple(c for c in components if all(c in scores for scores in stored))
+    if not components:
+        raise ValueError(f"no {proxy_name} component was scored for every candidate of job {job_id}")
     if rows[0].repeat_scores:
         per_repeat = [aggregate({name: [row.repeat_scores[r][name] for row in rows] for name in components})
                       for r in range(len(rows[0].repeat_scores))]

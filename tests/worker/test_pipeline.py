@@ -294,3 +294,25 @@ def test_an_aggregate_with_repeats_averages_each_repeats_aggregate(store, runtim
     per_repeat = [aggregate({n: [c.repeat_scores[r][n] for c in rows] for n in COMPONENTS}) for r in range(2)]
     for c, values in zip(rows, zip(*per_repeat)):
         assert c.score == pytest.approx(statistics.fmean(values)) and c.score_std == pytest.approx(statistics.stdev(values))
+
+
+def test_aggregate_uses_the_components_every_candidate_has(store, runtime):
+    """A job scored partly by an older version (another component list) still ranks, on the common ones."""
+    from sqlalchemy import update
+
+    from scorer.proxies.ensemble import COMPONENTS, aggregate
+
+    job_id = pipeline.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
+    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    dropped = COMPONENTS[2]
+    with store.session() as s:
+        first = s.execute(select(Candidate.id, Candidate.scores).where(Candidate.job_id == job_id)
+                          .order_by(Candidate.id)).first()
+        older = {k: v for k, v in first.scores.items() if k != dropped}
+        s.execute(update(Candidate).where(Candidate.id == first.id).values(scores=older))
+        pipeline._aggregate_scores(s, job_id, "ensemble")
+    with store.session() as s:
+        rows = s.execute(select(Candidate.score, Candidate.scores).where(Candidate.job_id == job_id)
+                         .order_by(Candidate.id)).all()
+    common = [c for c in COMPONENTS if c != dropped]
+    assert [r.score for r in rows] == pytest.approx(aggregate({n: [r.scores[n] for r in rows] for n in common}))
