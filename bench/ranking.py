@@ -150,7 +150,8 @@ def main() -> None:
     header = f"{'proxy':13s} {'kendall':>8s} {'spearman':>9s} {'s/arch':>7s} {'shared':>7s}"
     if args.repeats > 1:
         header += f" {'stability':>10s}"
-    print(header)
+    if result:
+        print(header)
     for name, row in sorted(result.items(), key=lambda kv: -kv[1]["kendall"]):
         line = (f"{name:13s} {row['kendall']:8.3f} {row['spearman']:9.3f} {row['seconds_per_arch']:7.3f} "
                 f"{row['shared_seconds_per_arch']:7.3f}")

@@ -8,6 +8,7 @@ score = sum over Conv2d/Linear layers of ||dL/dW||_2. Gradients are taken with
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .base import proxy
