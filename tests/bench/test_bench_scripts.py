@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,8 @@ def test_search_reports_the_protocol_with_anchors(tmp_path):
     assert [(r[0], r[1], r[2]) for r in rows] == [("params", "6", "2"), ("synflow", "6", "2")]
     assert all(80 < float(r[3]) < 95 for r in rows)  # CIFAR-10 test accuracies of real NB201 winners
     assert "optimum 94.37" in result.stdout
+    ceiling = re.search(r"cells: the best among the N averages ([\d.]+); a perfect ranker's winner ([\d.]+) \(k=2\)",
+                        result.stdout)
+    assert ceiling, result.stdout  # the whole space's ceiling of the protocol, from look-ups
+    best, perfect = map(float, ceiling.groups())
+    assert 80 < perfect <= best <= 94.37  # a winner is one of the N drawn; 94.37 is the space's best
