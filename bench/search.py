@@ -38,10 +38,9 @@ ORACLE = "oracle"  # a perfect ranker: top-k by the 200-epoch test accuracy itse
 CEILING_DRAWS = 2000  # draws from the whole space for the protocol's ceiling (pure look-ups: ~1 s)
 
 
-def space_ceiling(n, ks, valid12, test200, draws=CEILING_DRAWS) -> tuple[float, dict[int, float]]:
-    """Over `draws` draws of N cells from the whole space (not the pool): the mean best test
+def ceiling(cells, n, ks, draws, valid12, test200) -> tuple[float, dict[int, float]]:
+    """Over draws 0..`draws`-1 of N of `cells` (seeded as `run` draws): the mean best test
     accuracy among the N (no winner can beat it) and, per k, the mean winner of a perfect ranker."""
-    cells = range(len(test200))
     best, perfect = [], {k: [] for k in ks}
     for seed in range(draws):
         ranked = sorted(random.Random(seed).sample(cells, n), key=lambda i: -test200[i])
@@ -111,12 +110,12 @@ def main() -> None:
             for name in [*args.proxies, ORACLE]:
                 r = run(name, pool, n, k, args.seeds, cache, valid12, test200)
                 print(f"{name:10s} {n:5d} {k:4d} {r['mean']:8.2f} ± {r['std']:4.2f} {r['seconds']:10.1f}")
-        best = [max(test200[i] for i in random.Random(seed).sample(pool, n)) for seed in range(args.seeds)]
-        print(f"  N={n}: the best test accuracy among the N drawn averages {statistics.mean(best):.2f}, the ceiling "
+        best, _ = ceiling(pool, n, [], args.seeds, valid12, test200)  # the perfect ranker of these draws: oracle
+        print(f"  N={n}: the best test accuracy among the N drawn averages {best:.2f}, the ceiling "
               f"of any winner; '{ORACLE}' = a perfect ranker (its winner is still picked by 12-epoch accuracy)")
-        ceiling, perfect = space_ceiling(n, args.k, valid12, test200)
+        best, perfect = ceiling(range(len(test200)), n, args.k, CEILING_DRAWS, valid12, test200)
         print(f"  N={n}, {CEILING_DRAWS:,} draws from all {len(test200):,} cells: the best among the N averages "
-              f"{ceiling:.2f}; a perfect ranker's winner " + ", ".join(f"{v:.2f} (k={k})" for k, v in perfect.items()))
+              f"{best:.2f}; a perfect ranker's winner " + ", ".join(f"{v:.2f} (k={k})" for k, v in perfect.items()))
         if n > args.pool // 2:
             print(f"  note: N={n} draws from a pool of {args.pool}: seeds share most candidates")
     print("anchors: " + ", ".join(f"{name} {acc}" for name, acc in ANCHORS.items()))
