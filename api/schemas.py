@@ -100,6 +100,27 @@ class DatasetPublic(BaseModel):
     present: bool = Field(description="whether its files are on this server (embedded sets always are)")
     benchmark: bool = Field(description="whether NATS-Bench has records for it (final.mode=benchmark)")
     aliases: list[str]
+    kind: str = Field(default="built-in", description="'built-in' or 'image-folder' (registered without code)")
+    classes: list[str] | None = Field(default=None, description="class names in label order (image folders)")
+    counts: dict[str, dict[str, int]] | None = Field(default=None, description="split -> class -> images")
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    fingerprint: str | None = Field(default=None, description="hash of the folder's files (jobs record it)")
+    valid_source: str | None = Field(default=None, description="'folder' (valid/) or 'held-out' (10 % of train)")
+    path: str | None = Field(default=None, description="the folder on the server (admins only)")
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class DatasetCreate(BaseModel):
+    """Register an image folder (torchvision ImageFolder layout) as a dataset (admins)."""
+
+    model_config = {"extra": "forbid"}
+    name: str = Field(min_length=1, max_length=64, description="lower-case letters, digits, '.', '_', '-'")
+    path: str = Field(min_length=1, max_length=4096, description="a folder under one of KNAS_DATA_DIR's directories")
+    image_size: int | None = Field(default=None, ge=8, le=512, description="resize to S x S (default: the median "
+                                                                            "size if <= 64 px, else 64)")
+    channels: int | None = Field(default=None, ge=1, le=3, description="1 or 3 (default: the images')")
 
 
 class WorkerPublic(BaseModel):

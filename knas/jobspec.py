@@ -38,6 +38,8 @@ class TrainStage(_Spec):
     epochs: int = Field(default=12, ge=1, le=200)
     batch_size: int | None = Field(default=None, ge=1, le=4096, description="default: the dataset's (256 for CIFAR)")
     lr: float = Field(default=0.1, gt=0, le=10)
+    keep_checkpoints: bool = Field(default=False, description=(
+        "keep every top-k training's last checkpoint after the job ends (default: only the winner's)"))
 
 
 class BenchmarkStage(_Spec):

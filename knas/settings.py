@@ -6,11 +6,12 @@ SQLite under KNAS_HOME and an in-process queue.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -20,7 +21,15 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("~/.knas"), description="where the embedded store lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite under home")
     broker_url: str | None = Field(default=None, description="Celery broker; default: in-process queue")
-    data_dir: Path | None = Field(default=None, description="datasets (CIFAR, ImageNet16, ...)")
+    data_dir: Path | None = Field(default=None, description=(
+        "datasets: built-in ones (CIFAR, ImageNet16, ...) under the first directory; image folders may be "
+        "registered under any of them (colon-separated)"))
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="every directory of KNAS_DATA_DIR (derived; do not set)")
+    artifact_dir: Path | None = Field(default=None, description=(
+        "checkpoints and exported models; default HOME/artifacts (on a cluster: a mount every node shares)"))
+    loader_workers: int = Field(default=2, ge=0, le=64, description=(
+        "processes that decode images from registered folders during training"))
     benchmark_dir: Path | None = Field(default=None, description="NATS-Bench files for benchmark mode")
     device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'")
     chunk_size: int = Field(default=25, ge=1, description="candidates per scoring task")
@@ -39,7 +48,21 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=20, ge=1, description="failed logins per client IP before 429")
     fanout_window: int = Field(default=2, ge=1, description="scoring chunks of one job in the queue at once (fair share)")
 
-    @field_validator("home", "data_dir", "benchmark_dir", mode="after")
+    @model_validator(mode="before")
+    @classmethod
+    def _roots(cls, values):
+        """KNAS_DATA_DIR may list several directories (colon-separated): built-ins look in the first."""
+        if isinstance(values, dict) and values.get("data_dir") is not None:
+            roots = [Path(p) for p in str(values["data_dir"]).split(os.pathsep) if p]
+            values = {**values, "data_dir": roots[0] if roots else None, "data_roots": roots}
+        return values
+
+    @field_validator("data_roots", mode="after")
+    @classmethod
+    def _expand_roots(cls, value: list[Path]) -> list[Path]:
+        return [p.expanduser() for p in value]
+
+    @field_validator("home", "data_dir", "benchmark_dir", "artifact_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -58,6 +81,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'knas.db'}"
+
+    @property
+    def effective_artifact_dir(self) -> Path:
+        return self.artifact_dir if self.artifact_dir is not None else self.home / "artifacts"
+
+    def dataset_roots(self) -> list[Path] | None:
+        """Where image folders may be registered from: KNAS_DATA_DIR's directories. None (anywhere) only on
+        the embedded store with no KNAS_DATA_DIR, where the user reads their own files."""
+        if self.embedded and not self.data_roots:
+            return None
+        return list(self.data_roots)
 
     def client_token(self) -> str | None:
         """The token client commands send: KNAS_TOKEN, else the embedded server's HOME/token file."""

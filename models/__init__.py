@@ -8,6 +8,7 @@ from .tables import (
     JOB_STATES,
     TRAINING_STATES,
     Candidate,
+    DatasetRecord,
     Job,
     Training,
     User,
@@ -16,5 +17,5 @@ from .tables import (
 
 __all__ = [
     "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "TRAINING_STATES",
-    "Base", "Candidate", "Job", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
+    "Base", "Candidate", "DatasetRecord", "Job", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
 ]

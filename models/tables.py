@@ -59,6 +59,9 @@ class Job(Base):
     swept_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The client's Idempotency-Key header: a repeated POST with the same key returns this job.
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # A registered dataset's record as the job saw it (path, fingerprint, classes, normalisation):
+    # workers on any node rebuild the data from this, and the exported model card cites it.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     candidates: Mapped[list["Candidate"]] = relationship(back_populates="job", cascade="all, delete-orphan")
 
@@ -115,6 +118,10 @@ class Training(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)  # set on claim and after every epoch
+    # The last finished epoch's checkpoint, relative to the artifact store (KNAS_ARTIFACT_DIR): a training
+    # taken over after its worker died resumes from it, and the winner's is the exported model.
+    artifact: Mapped[str | None] = mapped_column(String(255))
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
 
     candidate: Mapped[Candidate] = relationship(back_populates="training")
 
@@ -129,3 +136,18 @@ class Worker(Base):
     current_job: Mapped[str | None] = mapped_column(String(36))
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class DatasetRecord(Base):
+    """A dataset registered without code (an image folder): what it is, where, and its fingerprint."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="image-folder")
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # classes, counts per split, size, channels, mean/std
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

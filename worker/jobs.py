@@ -19,7 +19,11 @@ from scorer.spaces import get_space
 
 
 class SpecError(ValueError):
-    """A job spec that names something this installation does not have."""
+    """A job spec that names something this installation does not have; `field` is where (a path)."""
+
+    def __init__(self, message: str, field: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _transition(session, job_id: str, from_states: Iterable[str], to_state: str, *conditions, **values) -> bool:
@@ -53,6 +57,18 @@ def _close_open_stages(session, job_id: str) -> None:
             _mark_stage(session, job_id, stage, "finished")
 
 
+def delete_job(store: Store, artifacts, job_id: str) -> bool:
+    """Delete a job that is no longer active, with its candidates, trainings and artifacts."""
+    from sqlalchemy import delete
+
+    with store.session() as session:
+        gone = session.execute(delete(Job).where(Job.id == job_id, Job.status.not_in(ACTIVE_STATES))
+                               .execution_options(synchronize_session=False)).rowcount
+    if gone:
+        artifacts.delete_job(job_id)
+    return bool(gone)
+
+
 def job_status(store: Store, job_id: str) -> str | None:
     with store.session() as session:
         return session.scalar(select(Job.status).where(Job.id == job_id))
@@ -75,42 +91,81 @@ def fail_job(store: Store, job_id: str, reason: str) -> bool:
 
 
 def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path | None = None,
-               check_files: bool = False) -> JobSpec:
+               check_files: bool = False, store: Store | None = None,
+               roots: list[Path] | None = None) -> JobSpec:
     """Names must exist here; with `check_files`, the dataset/benchmark files must be on this server.
 
+    A dataset that is not built in may be one registered in `store` (an image folder); with
+    `check_files` its folder must still be inside `roots` and unchanged since registration.
     Returns the spec with the proxy and dataset names made canonical.
     """
     try:
         proxy = catalog.proxy_name(spec.proxy.name)
+    except ValueError as error:
+        raise SpecError(str(error), ("proxy", "name")) from None
+    try:
         dataset = catalog.dataset_entry(spec.dataset)
     except ValueError as error:
-        raise SpecError(str(error)) from None
+        record = registered_dataset(store, spec.dataset) if store is not None else None
+        if record is None:
+            raise SpecError(str(error) + _registered_hint(store), ("dataset",)) from None
+        if spec.final.mode == "benchmark":
+            raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, "
+                            f"not the image folder {spec.dataset!r}", ("final", "mode"))
+        if check_files:
+            from .datasets import DatasetError, check_present
+
+            try:
+                check_present(record, roots)
+            except DatasetError as problem:
+                raise SpecError(str(problem), ("dataset",)) from None
+        return spec.model_copy(update={"proxy": spec.proxy.model_copy(update={"name": proxy})})
     if spec.final.mode == "benchmark":
         if dataset.name not in catalog.BENCHMARK_DATASETS:
-            raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, not {dataset.name!r}")
+            raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, not {dataset.name!r}",
+                            ("final", "mode"))
         if check_files:
             from scorer.benchmark import BenchmarkNotFoundError, find_benchmark
 
             try:
                 find_benchmark(spec.space, benchmark_dir)
             except (BenchmarkNotFoundError, ValueError) as error:
-                raise SpecError(f"final.mode=benchmark: {error}") from None
+                raise SpecError(f"final.mode=benchmark: {error}", ("final", "mode")) from None
     if check_files and not dataset.present(data_dir):
         where = f"under {data_dir}" if data_dir else "(KNAS_DATA_DIR is not set on the server)"
-        raise SpecError(f"dataset {dataset.name!r} is not present on this server {where}")
+        raise SpecError(f"dataset {dataset.name!r} is not present on this server {where}", ("dataset",))
     return spec.model_copy(update={"dataset": dataset.name, "proxy": spec.proxy.model_copy(update={"name": proxy})})
+
+
+def registered_dataset(store: Store, name: str) -> dict | None:
+    """The job record (`jobs.data`) of the dataset registered as `name`, or None."""
+    from .datasets import find, job_record
+
+    row = find(store, name)
+    return job_record(row) if row is not None else None
+
+
+def _registered_hint(store: Store | None) -> str:
+    if store is None:
+        return ""
+    from .datasets import list_registered
+
+    names = [entry["name"] for entry in list_registered(store)]
+    registered = f"; registered image folders: {', '.join(names)}" if names else ""
+    return registered + " (register an image folder with `knas datasets add NAME PATH`)"
 
 
 def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotency_key: str | None = None) -> str:
     """Write the job and all its candidates (once each) in one transaction."""
-    spec = check_spec(spec)
+    spec = check_spec(spec, store=store)
+    data = None if _builtin(spec.dataset) else registered_dataset(store, spec.dataset)
     space = get_space(spec.space)
     archs = spec.resolve_archs()
     with store.session() as session:
         job = Job(
             owner=owner, status="queued", priority=spec.priority, spec=spec.model_dump(mode="json"),
             space=spec.space, dataset=spec.dataset, proxy=spec.proxy.name,
-            n_candidates=len(archs), top_k=spec.top_k, timings={}, idempotency_key=idempotency_key,
+            n_candidates=len(archs), top_k=spec.top_k, timings={}, idempotency_key=idempotency_key, data=data,
         )
         session.add(job)
         session.flush()
@@ -122,3 +177,11 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
         for start in range(0, len(rows), 5000):
             session.execute(Candidate.__table__.insert(), rows[start : start + 5000])
         return job.id
+
+
+def _builtin(name: str) -> bool:
+    try:
+        catalog.dataset_entry(name)
+    except ValueError:
+        return False
+    return True

@@ -9,6 +9,7 @@ and the in-process runner call these functions unchanged.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 import uuid
@@ -110,7 +111,7 @@ def score_chunk(
         if job is None or job.status != "scoring":
             report["cancelled"] = 1
             return report
-        spec = JobSpec.model_validate(job.spec)
+        spec, data = JobSpec.model_validate(job.spec), job.data
         any_pending = session.scalar(select(func.count()).select_from(Candidate).where(
             Candidate.job_id == job_id, Candidate.id.in_(candidate_ids), Candidate.status == "pending"))
     if not any_pending:  # a redelivered or re-enqueued chunk that is already done: no probe batch needed
@@ -118,6 +119,7 @@ def score_chunk(
         report["finished"] = int(finish_scoring(store, job_id))
         return report
     try:
+        spec = runtime.dataset_for(spec, data)
         probes = [runtime.probe(spec, repeat) for repeat in range(spec.proxy.repeats)]
         num_classes = runtime.dataset_info(spec.dataset).num_classes
     except Exception as error:  # the whole job cannot be scored: say why and stop it
@@ -295,18 +297,19 @@ def train_candidate(
         claimed = session.execute(
             update(Training).where(Training.id == training.id, claimable)
             .values(status="running", started_at=now, heartbeat_at=now, worker=runtime.worker_name,
-                    attempts=Training.attempts + 1, epochs=[], error=None)
+                    attempts=Training.attempts + 1, error=None)
             .execution_options(synchronize_session=False)
         ).rowcount
         if not claimed:
             return session.scalar(select(Training.status).where(Training.id == training.id))
         attempt = session.scalar(select(Training.attempts).where(Training.id == training.id))
         _touch(session, job_id)
-        spec = JobSpec.model_validate(job.spec)
+        spec, data = JobSpec.model_validate(job.spec), job.data
         cand = session.get(Candidate, candidate_id)
         arch, seed, training_id = cand.arch, cand.seed, training.id
     start = time.perf_counter()
     try:
+        spec = runtime.dataset_for(spec, data)
         # The lease is refreshed between epochs too: an epoch longer than the lease is not a dead worker.
         with measure_energy(runtime.device) as energy, training_lease(store, training_id, attempt, lease_seconds / 3):
             if isinstance(spec.final, TrainStage):
@@ -328,7 +331,7 @@ def train_candidate(
         log.warning("training of candidate %s was taken over; discarding this attempt's result", candidate_id)
         return _training_status(store, training_id) or "missing"
     on_progress("trained", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **outcome})
-    finalise(store, job_id)
+    finalise(store, job_id, runtime)
     return outcome["status"]
 
 
@@ -338,32 +341,69 @@ def _training_status(store: Store, training_id: int) -> str | None:
 
 
 def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress) -> dict[str, Any]:
+    """Train with a checkpoint after every epoch; a taken-over training resumes from the last one.
+
+    The checkpoint is written under the training's row lock, after the fencing check, and the row's
+    epochs are set from it: a holder that lost its lease writes nothing, and the store and the
+    checkpoint never disagree about how far the training got.
+    """
+    from scorer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from scorer.scoring import build_candidate
-    from scorer.train import TrainConfig, train_network
+    from scorer.train import TrainConfig, check_resume, train_network
 
     info = runtime.dataset_info(spec.dataset)
     net = build_candidate(spec.space, arch, seed, info.num_classes, info.in_shape)
     config = TrainConfig(epochs=spec.final.epochs, batch_size=spec.final.batch_size or info.batch_size, lr=spec.final.lr,
                          seed=seed % (2**31), device=runtime.device)
+    train = runtime.split(spec.dataset, "train")
+    streams = not isinstance(train, tuple)  # an image folder, decoded from disk batch by batch
+    artifacts = runtime.artifacts
+    relative = artifacts.checkpoint(job_id, _candidate_of(store, training_id)) if artifacts else None
+    resume = None
+    if relative is not None and artifacts.path(relative).is_file():
+        try:  # writes are atomic, so a crash mid-write leaves the previous epoch's file; anything else: start over
+            resume = load_checkpoint(artifacts.path(relative))
+            check_resume(resume, config, math.ceil(len(train if streams else train[1]) / config.batch_size))
+            log.info("training %s resumes after epoch %s", training_id, resume["epoch"])
+        except (CheckpointError, ValueError) as error:
+            log.warning("training %s: checkpoint unusable (%s); starting from epoch 1", training_id, error)
+            resume = None
+    with store.session() as session:
+        training = session.get(Training, training_id, with_for_update=True, populate_existing=True)
+        if training.attempts == attempt:
+            training.epochs = list(resume["epochs"]) if resume else []
+            training.checkpoint_epoch = resume["epoch"] if resume else None
 
-    def on_epoch(metrics) -> bool:
+    def checkpoint(state: dict) -> bool:
         with store.session() as session:
             training = session.get(Training, training_id, with_for_update=True, populate_existing=True)
             if training.status != "running" or training.attempts != attempt:
                 return False  # taken over by another worker: stop, the new holder's epochs count
-            training.epochs = [*training.epochs, metrics.to_dict()]
+            if relative is not None:
+                save_checkpoint(state, artifacts.path(relative))
+                training.artifact, training.checkpoint_epoch = relative, state["epoch"]
+            training.epochs = list(state["epochs"])
             training.heartbeat_at = utcnow()
             _touch(session, job_id)
+        return True
+
+    def on_epoch(metrics) -> bool:
         on_progress("epoch", {"job_id": job_id, "arch": arch, **metrics.to_dict()})
         return job_status(store, job_id) == "training"  # a cancelled job stops after this epoch
 
     result = train_network(
-        net, runtime.split(spec.dataset, "train"), runtime.split(spec.dataset, "valid"),
+        net, train, runtime.split(spec.dataset, "valid"),
         runtime.split(spec.dataset, "test"), config, on_epoch=on_epoch, augment=info.augment,
+        checkpoint=checkpoint, resume=resume, num_workers=runtime.workers_for_loading() if streams else 0,
     )
     if result.stopped_early:
         return {"status": "failed", "error": "stopped: the job is no longer training"}
     return {"valid_acc": result.valid_acc, "test_acc": result.test_acc}
+
+
+def _candidate_of(store: Store, training_id: int) -> int:
+    with store.session() as session:
+        return session.scalar(select(Training.candidate_id).where(Training.id == training_id))
 
 
 def _lookup(runtime: Runtime, spec: JobSpec, arch: str) -> dict[str, Any]:
@@ -373,9 +413,15 @@ def _lookup(runtime: Runtime, spec: JobSpec, arch: str) -> dict[str, Any]:
     return {"valid_acc": record.valid_acc, "test_acc": record.test_acc, "epochs": [record.to_dict()]}
 
 
-def finalise(store: Store, job_id: str) -> bool:
-    """training -> succeeded (or failed) exactly once, when no training is left open."""
+def finalise(store: Store, job_id: str, runtime: Runtime | None = None) -> bool:
+    """training -> succeeded (or failed) exactly once, when no training is left open.
+
+    With a runtime that has an artifact store, the winner is exported first and the other
+    checkpoints are pruned: a worker killed mid-export leaves the job in `training` with nothing
+    open, which the sweep's `finalise` completes, so a succeeded job always has its export.
+    """
     open_trainings = exists().where(Training.job_id == job_id, Training.status.in_(("pending", "running")))
+    export = _deliver(store, runtime, job_id) if runtime is not None and runtime.artifacts is not None else None
     with store.session() as session:
         if not _transition(session, job_id, ["training"], "succeeded", ~open_trainings, finished_at=utcnow()):
             return False
@@ -386,8 +432,32 @@ def finalise(store: Store, job_id: str) -> bool:
             and_(Training.job_id == job_id, Training.status == "done")))
         if not done:
             job.status, job.error = "failed", "every top-k candidate failed in the final stage; see their errors"
-        job.result = _result(session, job, selected_by="valid_acc")
+        job.result = {**_result(session, job, selected_by="valid_acc"), **({"export": export} if export else {})}
         return True
+
+
+def _deliver(store: Store, runtime: Runtime, job_id: str) -> dict[str, Any] | None:
+    """Before the job succeeds: export the winner, then drop the other checkpoints (unless kept)."""
+    from .export import ExportNotReady, build_export
+
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "training" or session.scalar(select(func.count()).select_from(Training).where(
+                Training.job_id == job_id, Training.status.in_(("pending", "running")))):
+            return None
+        spec = JobSpec.model_validate(job.spec)
+    if not isinstance(spec.final, TrainStage):
+        return None
+    try:
+        export = build_export(store, runtime, job_id)
+    except ExportNotReady as reason:
+        return {"status": "unavailable", "reason": str(reason)}
+    except Exception as error:  # a model the exporters cannot handle must not fail a finished search
+        log.exception("exporting the winner of job %s failed", job_id)
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"[:2000]}
+    if not spec.final.keep_checkpoints:
+        runtime.artifacts.prune_trainings(job_id, keep={export["candidate_id"]})
+    return export
 
 
 def _result(session, job: Job, selected_by: str) -> dict[str, Any]:

@@ -5,7 +5,10 @@ so consecutive chunks of one job don't reload data.
 """
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import socket
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +17,11 @@ from typing import Any
 from knas.jobspec import JobSpec
 from knas.settings import Settings
 
+from .artifacts import ArtifactStore
+
+log = logging.getLogger(__name__)
+_folders_lock = threading.Lock()
+
 
 @dataclass
 class Runtime:
@@ -21,6 +29,8 @@ class Runtime:
     benchmark_dir: Path | None = None
     device: str = "cpu"
     worker_name: str = field(default_factory=socket.gethostname)
+    artifact_dir: Path | None = None  # None: checkpoints are not kept (tests, `knas score`)
+    loader_workers: int = 0  # processes decoding images of registered folders during training
 
     @classmethod
     def from_settings(cls, settings: Settings, worker_name: str | None = None) -> "Runtime":
@@ -29,7 +39,36 @@ class Runtime:
             benchmark_dir=settings.benchmark_dir,
             device=settings.resolved_device(),
             worker_name=worker_name or socket.gethostname(),
+            artifact_dir=settings.effective_artifact_dir,
+            loader_workers=settings.loader_workers,
         )
+
+    @property
+    def artifacts(self) -> ArtifactStore | None:
+        return ArtifactStore(self.artifact_dir) if self.artifact_dir is not None else None
+
+    def dataset_for(self, spec: JobSpec, data: dict | None) -> JobSpec:
+        """The spec to run: a registered image folder (the job's `data` record) becomes an in-process
+        dataset named by its fingerprint, checked once per process to be unchanged on this node."""
+        if not data:
+            return spec
+        from scorer.data import DATASETS
+        from scorer.folders import FolderSummary
+        from scorer.data.image_folder import ImageFolderDataset
+
+        key = f"{data['name']}@{data['fingerprint'][:12]}"
+        if key not in DATASETS:
+            with _folders_lock:
+                if key not in DATASETS:
+                    dataset = ImageFolderDataset(key, FolderSummary.from_dict(data["summary"]))
+                    dataset.check(None)  # the folder this node sees is the one that was registered
+                    DATASETS.add(key, dataset)
+        return spec.model_copy(update={"dataset": key})
+
+    def workers_for_loading(self) -> int:
+        """Decoding processes for a DataLoader; none inside a daemonic process (a Celery pool child),
+        which may not start children."""
+        return 0 if multiprocessing.current_process().daemon else self.loader_workers
 
     def probe(self, spec: JobSpec, repeat: int = 0):
         """The fixed batch every candidate of the job is scored on (one per repeat)."""
@@ -38,8 +77,12 @@ class Runtime:
         return _probe(spec.dataset, spec.proxy.batch_size, repeat_seed(spec.seed, repeat), self.data_dir)
 
     def split(self, dataset: str, split: str):
-        from scorer.data import load_split
+        """Tensors for built-in sets; a streaming torch Dataset for image folders (None: no such split)."""
+        from scorer.data import get_dataset, load_split
 
+        source = get_dataset(dataset)
+        if hasattr(source, "stream"):
+            return source.stream(split) if source.has_split(split) else None
         return load_split(dataset, split, data_dir=self.data_dir)
 
     def dataset_info(self, dataset: str) -> Any:

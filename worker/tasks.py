@@ -207,7 +207,7 @@ def finalise(self: Task, job_id: str) -> bool:
     def step(ctx: Context) -> bool:
         from . import pipeline
 
-        return pipeline.finalise(ctx.store, job_id)
+        return pipeline.finalise(ctx.store, job_id, ctx.runtime)
 
     return _run(self, job_id, "finalise", step, track=False)
 

@@ -1,13 +1,14 @@
 """What this server can run: search spaces, proxies and datasets (torch-free tables)."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, status
 
 from scorer import catalog
 from scorer.spaces import SPACES
+from worker import datasets as registered
 
-from ..deps import SettingsDep
-from ..schemas import DatasetPublic, ProxyPublic, SpacePublic
+from ..deps import CurrentUser, SettingsDep, StoreDep
+from ..schemas import DatasetCreate, DatasetPublic, Problem, ProxyPublic, SpacePublic
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -33,11 +34,54 @@ def list_proxies() -> list[ProxyPublic]:
 
 
 @router.get("/datasets", response_model=list[DatasetPublic])
-def list_datasets(settings: SettingsDep) -> list[DatasetPublic]:
-    """`present` says whether a job on this dataset would be accepted here (files under KNAS_DATA_DIR)."""
-    return [
+def list_datasets(settings: SettingsDep, store: StoreDep, user: CurrentUser) -> list[DatasetPublic]:
+    """Built-in sets (`present`: a job on it would be accepted here) and registered image folders."""
+    builtins = [
         DatasetPublic(name=entry.name, num_classes=entry.num_classes, in_shape=entry.in_shape,
                       embedded=entry.embedded, present=entry.present(settings.data_dir),
                       benchmark=entry.name in catalog.BENCHMARK_DATASETS, aliases=list(entry.aliases))
         for entry in sorted(catalog.DATASETS.values(), key=lambda e: e.name)
     ]
+    return builtins + [_folder_public(entry, user.admin) for entry in registered.list_registered(store)]
+
+
+def _folder_public(entry: dict, admin: bool) -> DatasetPublic:
+    return DatasetPublic(
+        name=entry["name"], num_classes=entry["num_classes"], in_shape=tuple(entry["in_shape"]), embedded=False,
+        present=True, benchmark=False, aliases=[], kind=entry["kind"], classes=entry["classes"],
+        counts=entry["counts"], mean=entry["mean"], std=entry["std"], fingerprint=entry["fingerprint"],
+        valid_source=entry["valid_source"], path=entry["path"] if admin else None,
+        created_by=entry["created_by"], created_at=entry["created_at"])
+
+
+def _admin(user: CurrentUser) -> None:
+    if not user.admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "registering or removing datasets is for admins; "
+                                                       "ask one to run `knas datasets add NAME PATH`")
+
+
+@router.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic,
+             responses={403: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}})
+def add_dataset(body: DatasetCreate, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> DatasetPublic:
+    """Validate an image folder on this server and register it (admins). Every image is decoded once,
+    so a broken file is named now; paths outside KNAS_DATA_DIR's directories are refused."""
+    from .jobs import invalid
+
+    _admin(user)
+    try:
+        entry = registered.register(store, body.name, body.path, settings.dataset_roots(),
+                                    image_size=body.image_size, channels=body.channels, created_by=user.name)
+    except registered.DatasetExists as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    except registered.DatasetError as error:
+        raise invalid((error.field,), str(error)) from None
+    return _folder_public(entry, admin=True)
+
+
+@router.delete("/datasets/{name}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={403: {"model": Problem}, 404: {"model": Problem}})
+def remove_dataset(name: str, store: StoreDep, user: CurrentUser) -> None:
+    """Forget a registration (admins). The files stay; jobs keep the record they were run with."""
+    _admin(user)
+    if not registered.remove(store, name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registered dataset {name!r}")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 
 from knas.jobspec import JobSpec, TrainStage
 from knas.settings import Settings
@@ -17,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from models import ACTIVE_STATES, JOB_STATES, Job, Store
 from models.users import Principal
 from models.queries import job_summary, list_jobs, ranked_candidates
-from worker.jobs import SpecError, cancel_job, check_spec, create_job, fail_job, job_status
+from worker.artifacts import artifacts_from_settings
+from worker.export import read_card
+from worker.jobs import SpecError, cancel_job, check_spec, create_job, delete_job, fail_job, job_status
 
 from ..deps import CurrentUser, JobIdDep, QueueDep, SettingsDep, StoreDep
 from ..schemas import CandidatePublic, CandidatesPublic, JobPublic, JobsPublic, Problem
@@ -30,10 +33,6 @@ NOT_FOUND = {404: {"model": Problem, "description": "no such job"}}
 CSV_COLUMNS = ("rank", "arch_index", "arch", "status", "score", "score_std", "params", "proxy_seconds",
                "valid_acc", "test_acc", "training_status", "worker", "error")
 
-# Which field a SpecError is about, from how its message starts (worker.jobs.check_spec's wording).
-_SPEC_ERROR_FIELDS = (("unknown proxy", ("proxy", "name")), ("unknown dataset", ("dataset",)),
-                      ("dataset ", ("dataset",)), ("benchmark mode", ("final", "mode")),
-                      ("final.mode", ("final", "mode")))
 
 
 def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
@@ -58,9 +57,7 @@ def check_limits(spec: JobSpec, settings: Settings, user: Principal) -> None:
 
 
 def _spec_error(error: SpecError) -> RequestValidationError:
-    message = str(error)
-    loc = next((field for prefix, field in _SPEC_ERROR_FIELDS if message.startswith(prefix)), ())
-    return invalid(loc, message)
+    return invalid(error.field or (), str(error))
 
 
 def check_active_jobs(store: Store, settings: Settings, user: Principal) -> None:
@@ -86,7 +83,7 @@ def _replayed(store: Store, user: Principal, key: str | None, spec: JobSpec) -> 
     if found is None:
         return None
     try:
-        same = check_spec(spec).model_dump(mode="json") == found.spec
+        same = check_spec(spec, store=store).model_dump(mode="json") == found.spec
     except SpecError:
         same = False
     if not same:
@@ -122,7 +119,8 @@ def submit_job(
         return _replay(response, store, existing)
     check_limits(spec, settings, user)
     try:
-        spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True)
+        spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True, store=store,
+                          roots=settings.dataset_roots())
     except SpecError as error:
         raise _spec_error(error) from None
     try:
@@ -205,3 +203,47 @@ def cancel(job_id: JobIdDep, store: StoreDep) -> JobPublic:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"job {job_id} already finished ({job_status(store, job_id)}); nothing to cancel")
     return _job_public(store, job_id)
+
+
+def _export_missing(store: Store, job_id: str) -> HTTPException:
+    """409 saying why a job has no exported model (yet)."""
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        export = (job.result or {}).get("export") or {}
+    if job.status in ACTIVE_STATES:
+        reason = f"job {job_id} is {job.status}: its winner is exported when the job succeeds"
+    elif export.get("reason"):
+        reason = f"job {job_id} has no exported model: {export['reason']}"
+    elif job.status != "succeeded":
+        reason = f"job {job_id} {job.status}: there is no winner to export"
+    else:
+        reason = f"job {job_id} has no exported model (final.mode={job.spec.get('final', {}).get('mode')!r})"
+    return HTTPException(status.HTTP_409_CONFLICT, reason)
+
+
+@router.get("/{job_id}/export", responses={**NOT_FOUND, 409: {"model": Problem, "description": "no winner yet"},
+                                           200: {"content": {"application/zip": {}}}})
+def export(job_id: JobIdDep, store: StoreDep, settings: SettingsDep):
+    """The winner as a zip: TorchScript, ONNX, safetensors + arch.json, card.json and MODEL_CARD.md."""
+    path = artifacts_from_settings(settings).export_zip(job_id)
+    if not path.is_file():
+        raise _export_missing(store, job_id)
+    return FileResponse(path, media_type="application/zip", filename=f"knas-{job_id}-model.zip")
+
+
+@router.get("/{job_id}/card", responses={**NOT_FOUND, 409: {"model": Problem, "description": "no winner yet"}})
+def card(job_id: JobIdDep, store: StoreDep, settings: SettingsDep) -> dict:
+    """The exported winner's model card (card.json), for the dashboard."""
+    found = read_card(artifacts_from_settings(settings), job_id)
+    if found is None:
+        raise _export_missing(store, job_id)
+    return found
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job is still active"}})
+def delete(job_id: JobIdDep, store: StoreDep, settings: SettingsDep) -> None:
+    """Delete a finished job: its rows and its artifacts (checkpoints, exported model). Cancel it first."""
+    if not delete_job(store, artifacts_from_settings(settings), job_id):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is {job_status(store, job_id)}; "
+                                                      f"cancel it first (POST /v1/jobs/{job_id}/cancel)")

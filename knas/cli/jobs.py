@@ -57,6 +57,26 @@ def show(job_id: str, n: int, as_json: bool) -> None:
         console.print(ranking_table(ranked, title=f"first {n} candidates"))
 
 
+@jobs.command("delete")
+@click.argument("job_id")
+@user_errors
+def delete(job_id: str) -> None:
+    """Delete a finished job with its candidates, trainings, checkpoints and exported model."""
+    from models.queries import find_job
+    from worker.artifacts import artifacts_from_settings
+    from worker.jobs import delete_job, job_status
+
+    store = open_store()
+    with store.session() as session:
+        job = find_job(session, job_id)
+        if job is None:
+            raise click.ClickException(f"no job {job_id!r}; `knas jobs list` shows the ids")
+        job_id = job.id
+    if not delete_job(store, artifacts_from_settings(get_settings()), job_id):
+        raise click.ClickException(f"job {job_id} is {job_status(store, job_id)}; cancel it first")
+    click.echo(f"deleted job {job_id}")
+
+
 @click.group()
 def db() -> None:
     """Manage the store's schema."""

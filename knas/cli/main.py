@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from .client import results, status, submit
+from .datasets import datasets, export
 from .jobs import db, jobs
 from .search import score, search
 from .serve import serve
@@ -36,18 +37,7 @@ def proxies() -> None:
         click.echo(f"{name:12s} {PROXIES.get(name).description}")
 
 
-@cli.command()
-def datasets() -> None:
-    """List datasets."""
-    from scorer.data import DATASETS
-
-    for name in DATASETS.names():
-        info = DATASETS.get(name).info
-        where = "embedded" if info.embedded else "needs KNAS_DATA_DIR"
-        click.echo(f"{name:16s} {info.num_classes:>4d} classes {str(info.in_shape):14s} {where}: {info.description}")
-
-
-for command in (search, score, jobs, db, worker, serve, submit, status, results, users):
+for command in (search, score, jobs, db, worker, serve, submit, status, results, users, datasets, export):
     cli.add_command(command)
 
 

@@ -17,7 +17,9 @@ def spec_options(fn):
     """The job options shared by `knas search` (and later `knas submit`)."""
     options = [
         click.option("--space", default="nats-tss", show_default=True, help="search space"),
-        click.option("--dataset", default="digits", show_default=True, help="dataset to probe and train on"),
+        click.option("--dataset", default="digits", show_default=True,
+                     help="dataset to probe and train on: a name (`knas datasets`), or, for `knas search`, "
+                          "an image folder path (registered on the fly)"),
         click.option("--candidates", "n", type=int, default=100, show_default=True, help="random candidates"),
         click.option("--all", "all_archs", is_flag=True, help="score every arch of the space"),
         click.option("--arch", "archs", multiple=True, help="score these archs (repeatable) instead of sampling"),
@@ -30,6 +32,11 @@ def spec_options(fn):
         click.option("--final", type=click.Choice(["train", "benchmark", "none"]), default="train",
                      show_default=True, help="what picks the winner among the top-k"),
         click.option("--epochs", type=int, default=12, show_default=True, help="epochs when --final train"),
+        click.option("--lr", type=float, default=0.1, show_default=True, help="learning rate when --final train"),
+        click.option("--batch-size", "batch_size", type=int, default=None,
+                     help="training batch when --final train (default: the dataset's)"),
+        click.option("--keep-checkpoints", is_flag=True,
+                     help="keep every top-k training's checkpoint (default: only the winner's)"),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--priority", type=int, default=0, show_default=True),
     ]
@@ -39,7 +46,8 @@ def spec_options(fn):
 
 
 def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority,
-               repeats: int = 1) -> JobSpec:
+               repeats: int = 1, lr: float = 0.1, batch_size: int | None = None,
+               keep_checkpoints: bool = False) -> JobSpec:
     if archs:
         candidates: dict[str, Any] = {"strategy": "list", "archs": list(archs)}
     elif all_archs:
@@ -48,7 +56,7 @@ def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, 
         candidates = {"strategy": "random", "n": n}
     final_stage: dict[str, Any] = {"mode": final}
     if final == "train":
-        final_stage["epochs"] = epochs
+        final_stage.update(epochs=epochs, lr=lr, batch_size=batch_size, keep_checkpoints=keep_checkpoints)
     return JobSpec.model_validate({
         "space": space, "dataset": dataset, "candidates": candidates,
         "proxy": {"name": proxy, "batch_size": probe, "repeats": repeats}, "seed": seed, "top_k": top_k,
@@ -68,8 +76,9 @@ def search(as_json: bool, **options) -> None:
     from worker.runtime import Runtime
 
     settings = get_settings()
-    spec = build_spec(**options)
     store = open_store()
+    options["dataset"] = folder_dataset(store, options["dataset"], settings)
+    spec = build_spec(**options)
     job_id = create_job(store, spec)
     runtime = Runtime.from_settings(settings, worker_name="local")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -95,6 +104,40 @@ def search(as_json: bool, **options) -> None:
         job_details(summary)
     if status != "succeeded":
         raise SystemExit(1)
+
+
+def folder_dataset(store, dataset: str, settings) -> str:
+    """`--dataset ./some/folder`: register the folder (named after it) and return the name; a name stays."""
+    import os
+    import re
+    from pathlib import Path
+
+    from scorer import catalog
+    from worker.datasets import find, register
+
+    path = Path(dataset).expanduser()
+    looks_like_path = os.sep in dataset or dataset.startswith(".") or dataset.startswith("~")
+    try:
+        catalog.dataset_entry(dataset)
+        return dataset
+    except ValueError:
+        pass
+    if not looks_like_path and (find(store, dataset) is not None or not path.is_dir()):
+        return dataset  # a registered name, or an unknown one that create_job reports with the choices
+    if not path.is_dir():
+        raise click.ClickException(f"--dataset {dataset}: no such folder")
+    name = re.sub(r"[^a-z0-9._-]+", "-", path.resolve().name.lower()).strip("-.") or "images"
+    row = find(store, name)
+    if row is not None and Path(row.path) != path.resolve():
+        raise click.ClickException(f"a dataset named {name!r} is registered for {row.path}; register this folder "
+                                   f"under another name: knas datasets add OTHER-NAME {dataset}")
+    from scorer.folders import fingerprint
+
+    if row is None or row.fingerprint != fingerprint(path.resolve()):
+        entry = register(store, name, path, settings.dataset_roots(), replace=row is not None)
+        click.echo(f"registered image folder {entry['path']} as dataset {name!r} "
+                   f"({entry['num_classes']} classes, {entry['image_size']} px)", err=True)
+    return name
 
 
 @click.command()

@@ -115,7 +115,12 @@ def probe_batch(
     split: str = "train",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` examples drawn without replacement from `split`; the same (dataset, n, seed) always
-    gives the same batch (a CPU torch.Generator seeded by `seed` picks the indices)."""
+    gives the same batch (a CPU torch.Generator seeded by `seed` picks the indices).
+
+    Datasets that stream from disk (image folders) read only the `n` images they need."""
+    source = DATASETS.get(_dataset_name(dataset)) if isinstance(dataset, str) else dataset
+    if hasattr(source, "probe"):
+        return source.probe(n, seed, split=split)
     images, labels = load_split(dataset, split, data_dir)
     size = labels.shape[0]
     if n < 1 or n > size:

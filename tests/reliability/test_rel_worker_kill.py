@@ -47,7 +47,9 @@ def test_a_worker_killed_while_training_is_taken_over_by_its_restarted_self(stac
     s = stack()
     a = s.start_worker("wa")
     s.wait_ready(a)
-    job = s.create_job(tiny_spec(6, seed=102, proxy="mgm", probe=8, top_k=2, epochs=30))
+    spec = tiny_spec(6, seed=102, proxy="mgm", probe=8, top_k=2, epochs=30)
+    spec["final"]["keep_checkpoints"] = True  # the victim may not win: keep its checkpoint to compare weights
+    job = s.create_job(spec)
     with StateWatch(s.db_url, [job]):
         def training_underway():
             with s.store.session() as session:
@@ -66,9 +68,36 @@ def test_a_worker_killed_while_training_is_taken_over_by_its_restarted_self(stac
     assert_complete(s.store, job, s.logs)
     with s.store.session() as session:
         taken_over = session.get(Training, victim.id)
-    # The killed attempt was fenced out and redone from epoch 1 by the claim that bumped `attempts`.
-    assert taken_over.status == "done" and taken_over.attempts == 2
+    # The killed attempt was fenced out by the claim that bumped `attempts`; the new holder resumed
+    # from the last finished epoch's checkpoint instead of starting over ...
+    assert taken_over.status == "done" and taken_over.attempts == 2 and taken_over.checkpoint_epoch == 30
     assert [e["epoch"] for e in taken_over.epochs] == list(range(1, 31))
+    resumed = [line for line in restarted.output().splitlines() if f"training {victim.id} resumes after epoch" in line]
+    assert resumed and int(resumed[0].rsplit(" ", 1)[1]) >= 2, restarted.output()[-3000:]
+    # ... and ended with bitwise the weights of an uninterrupted run with the same seed.
+    with s.store.session() as session:
+        candidate = session.get(Candidate, victim.candidate_id)
+    assert_same_weights_as_uninterrupted(s.tmp / "home" / "artifacts" / taken_over.artifact, candidate.arch,
+                                         candidate.seed, epochs=30)
+
+
+def assert_same_weights_as_uninterrupted(checkpoint_path, arch: str, seed: int, epochs: int) -> None:
+    import torch
+
+    from scorer.checkpoint import load_checkpoint
+    from scorer.data import load_split
+    from scorer.scoring import build_candidate
+    from scorer.train import TrainConfig, train_network
+
+    torch.set_num_threads(1)  # as the workers run (--threads 1): same kernels, same sums
+    net = build_candidate("nats-tss", arch, seed, 4, (3, 8, 8))
+    config = TrainConfig(epochs=epochs, batch_size=32, lr=0.1, seed=seed % (2**31), device="cpu")
+    train_network(net, load_split("tiny", "train"), load_split("tiny", "valid"), load_split("tiny", "test"), config)
+    resumed = load_checkpoint(checkpoint_path)["model"]
+    reference = net.state_dict()
+    assert resumed.keys() == reference.keys()
+    different = [name for name in reference if not torch.equal(resumed[name], reference[name])]
+    assert not different, f"resumed weights differ from an uninterrupted run in {different[:5]}"
 
 
 def test_a_job_whose_only_worker_never_comes_back_fails_with_a_reason_after_the_stall_timeout(stack):

@@ -173,3 +173,46 @@ def test_rejects_malformed_data():
         train_network(tiny_net(), (x[:, 0], y), VALID, None, FAST)
     with pytest.raises(ValueError):
         train_network(tiny_net(), (x, y[:-1]), VALID, None, FAST)
+
+
+class ItemDataset(torch.utils.data.Dataset):
+    """A split served item by item, as the on-disk datasets serve it: (C×H×W tensor, int label)."""
+
+    def __init__(self, split: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.images, self.labels = split
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i].clone(), int(self.labels[i])
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_dataset_and_tensors_give_bitwise_same_weights(num_workers: int):
+    cfg = TrainConfig(epochs=2 if num_workers else 3, batch_size=48, lr=0.05, seed=2)  # 256/48: a short last batch
+    runs = []
+    for wrap in (lambda s: s, ItemDataset):
+        torch.manual_seed(0)
+        net = tiny_net(5)
+        result = train_network(net, wrap(TRAIN), wrap(VALID), wrap(TEST), cfg, augment=True, num_workers=num_workers)
+        runs.append((net.state_dict(), result, torch.get_rng_state()))
+    (a, ra, rng_a), (b, rb, rng_b) = runs
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda r: [{k: v for k, v in m.to_dict().items() if k != "seconds"} for m in r.epochs]  # noqa: E731
+    assert strip(ra) == strip(rb) and ra.test_acc == rb.test_acc
+    assert torch.equal(rng_a, rng_b)  # the DataLoader did not draw from the global RNG
+
+
+def test_evaluate_accepts_a_dataset():
+    net = tiny_net(3)
+    cpu = torch.device("cpu")
+    assert evaluate(net, ItemDataset(VALID), 50, cpu) == evaluate(net, VALID, 50, cpu)
+
+
+def test_rejects_malformed_datasets():
+    x, y = TRAIN
+    with pytest.raises(ValueError, match="empty"):
+        train_network(tiny_net(), ItemDataset((x[:0], y[:0])), VALID, None, FAST)
+    with pytest.raises(ValueError, match="C×H×W"):
+        train_network(tiny_net(), ItemDataset((x[:, 0], y)), VALID, None, FAST)

@@ -562,6 +562,7 @@ function drawResult(el, job) {
   if (result.cut && result.cut.near_ties !== null && result.cut.near_ties !== undefined) {
     parts.push(h("p", { id: "cut", class: result.cut.near_ties_total ? "warn-text" : "muted" }, result.cut.note));
   }
+  if (result.export) parts.push(modelSection(job));
   if (result.compute) {
     const c = result.compute;
     parts.push(h("p", { class: "muted", id: "compute" }, `Device ${c.device}; scoring ${secs(c.scoring_seconds)}, ` +
@@ -569,6 +570,44 @@ function drawResult(el, job) {
         ? c.energy_source || "unknown" : `${num(c.energy_joules, 3)} J`}.`));
   }
   fill(el, parts);
+}
+
+// The exported winner: its model card (fetched once) and a download of the zip (needs the token, so a Blob).
+const cards = new Map();
+function modelSection(job) {
+  const exp = job.result.export;
+  const box = h("div", { id: "model" }, h("h3", {}, "Model"));
+  if (exp.status !== "ready") {
+    box.append(h("p", { class: "muted", id: "model-unavailable" }, `No exported model: ${exp.reason || exp.status}`));
+    return box;
+  }
+  const error = h("span", { class: "error-text", role: "alert" });
+  const button = h("button", { type: "button", id: "download-model" }, `Download model (${int(exp.bytes)} bytes, zip)`);
+  button.addEventListener("click", async () => {
+    error.textContent = "";
+    try {
+      const blob = await (await request(`/v1/jobs/${job.id}/export`, { raw: true })).blob();
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: `knas-${job.id}-model.zip` });
+      document.body.append(link); link.click(); link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (failure) { error.textContent = failure.message; }
+  });
+  const facts = h("dl", { class: "facts", id: "model-card" });
+  box.append(h("div", { class: "row" }, button, error), facts);
+  const show = (card) => fill(facts,
+    h("dt", {}, "Files"), h("dd", { class: "small" }, exp.files.join(", ")),
+    h("dt", {}, "Input"), h("dd", {}, `${card.input.channels}×${card.input.height}×${card.input.width}, mean ` +
+      `${card.input.preprocessing.mean.map((m) => num(m, 3)).join("/")}, std ${card.input.preprocessing.std.map((m) => num(m, 3)).join("/")}`),
+    h("dt", {}, "Classes"), h("dd", { class: "small" }, card.classes.join(", ")),
+    h("dt", {}, "Params / FLOPs"), h("dd", {}, `${int(card.params)} / ${int(card.flops)}`),
+    h("dt", {}, "Test acc"), h("dd", { id: "model-test-acc" }, pct(card.metrics.test_acc)),
+    h("dt", {}, "Dataset"), h("dd", { class: "small" }, `${card.dataset.name} (fingerprint ${(card.dataset.fingerprint || "built-in").slice(0, 16)})`),
+    h("dt", {}, "Reproduce"), h("dd", { class: "mono small" }, card.reproduce));
+  if (cards.has(job.id)) show(cards.get(job.id));
+  else request(`/v1/jobs/${job.id}/card`).then((card) => { cards.set(job.id, card); show(card); })
+    .catch((failure) => { error.textContent = failure.message; });
+  return box;
 }
 
 function candidateTable(current, jobId, el) {

@@ -1,0 +1,44 @@
+"""bring your own data: registered datasets, the data each job saw, training checkpoints
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02 04:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'datasets',
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('name', sa.String(length=64), nullable=False),
+        sa.Column('kind', sa.String(length=32), nullable=False),
+        sa.Column('path', sa.Text(), nullable=False),
+        sa.Column('fingerprint', sa.String(length=64), nullable=False),
+        sa.Column('summary', sa.JSON(), nullable=False),
+        sa.Column('created_by', sa.String(length=64), nullable=True),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
+        sa.UniqueConstraint('name', name=op.f('uq_datasets_name')),
+    )
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('data', sa.JSON(), nullable=True))
+    with op.batch_alter_table('trainings', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('artifact', sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column('checkpoint_epoch', sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('trainings', schema=None) as batch_op:
+        batch_op.drop_column('checkpoint_epoch')
+        batch_op.drop_column('artifact')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('data')
+    op.drop_table('datasets')
