@@ -40,6 +40,9 @@ class TrainStage(_Spec):
     lr: float = Field(default=0.1, gt=0, le=10)
     keep_checkpoints: bool = Field(default=False, description=(
         "keep every top-k training's last checkpoint after the job ends (default: only the winner's)"))
+    retrain_epochs: int = Field(default=0, ge=0, le=1000, description=(
+        "after the top-k pick, train the winner again from its initial weights for this many epochs with the "
+        "full recipe (augmentation, cosine schedule); those weights are the exported model (0: no retraining)"))
 
 
 class BenchmarkStage(_Spec):
