@@ -6,6 +6,7 @@ from .tables import (
     CANDIDATE_STATES,
     FINAL_STATES,
     JOB_STATES,
+    RETRAIN,
     TRAINING_STATES,
     Candidate,
     DatasetRecord,
@@ -16,6 +17,6 @@ from .tables import (
 )
 
 __all__ = [
-    "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "TRAINING_STATES",
+    "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "RETRAIN", "TRAINING_STATES",
     "Base", "Candidate", "DatasetRecord", "Job", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
 ]

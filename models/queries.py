@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from .tables import Candidate, Job, Training
+from .tables import RETRAIN, Candidate, Job, Training
 
 
 _PREFETCHED = "knas.progress"  # session.info key: progress of the jobs list_jobs just read
@@ -37,7 +37,8 @@ def progress_many(session: Session, job_ids: list[str]) -> dict[str, dict[str, i
     for table, counts in ((Candidate, candidates), (Training, trainings)):
         rows = session.execute(
             select(table.job_id, table.status, func.count())
-            .where(table.job_id.in_(job_ids)).group_by(table.job_id, table.status)
+            .where(table.job_id.in_(job_ids), *([Training.mode != RETRAIN] if table is Training else []))
+            .group_by(table.job_id, table.status)
         ).all()
         for job_id, status, n in rows:
             counts[job_id][status] = n
@@ -93,7 +94,8 @@ def list_jobs(session: Session, status: str | None = None, owner: str | None = N
 
 def ranked_candidates(session: Session, job_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(Candidate, Training).outerjoin(Training, Training.candidate_id == Candidate.id)
+        select(Candidate, Training)
+        .outerjoin(Training, and_(Training.candidate_id == Candidate.id, Training.mode != RETRAIN))
         .where(Candidate.job_id == job_id)
         .order_by(Candidate.rank.is_(None), Candidate.rank, Candidate.id)
         .limit(limit).offset(offset)

@@ -16,6 +16,7 @@ ACTIVE_STATES = ("queued", "scoring", "ranking", "training")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 CANDIDATE_STATES = ("pending", "scored", "failed")
 TRAINING_STATES = ("pending", "running", "done", "failed")
+RETRAIN = "retrain"  # trainings.mode of the winner's retraining (final.retrain_epochs); top-k rows: train | benchmark
 
 
 class User(Base):
@@ -96,16 +97,19 @@ class Candidate(Base):
     dispatch: Mapped[str | None] = mapped_column(String(36))
 
     job: Mapped[Job] = relationship(back_populates="candidates")
-    training: Mapped["Training | None"] = relationship(back_populates="candidate", cascade="all, delete-orphan")
+    trainings: Mapped[list["Training"]] = relationship(back_populates="candidate", cascade="all, delete-orphan")
 
 
 class Training(Base):
+    """A top-k candidate's training (or benchmark look-up); the winner may have a second row, its retraining."""
+
     __tablename__ = "trainings"
+    __table_args__ = (UniqueConstraint("candidate_id", "mode"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), unique=True)
-    mode: Mapped[str] = mapped_column(String(16))  # train | benchmark
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(16))  # train | benchmark | retrain
     status: Mapped[str] = mapped_column(String(16), default="pending")
     epochs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # per-epoch metrics
     valid_acc: Mapped[float | None] = mapped_column(Float)
@@ -123,7 +127,7 @@ class Training(Base):
     artifact: Mapped[str | None] = mapped_column(String(255))
     checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
 
-    candidate: Mapped[Candidate] = relationship(back_populates="training")
+    candidate: Mapped[Candidate] = relationship(back_populates="trainings")
 
 
 class Worker(Base):

@@ -9,9 +9,9 @@ import math
 from typing import Annotated, Literal, Sequence
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
-from models import Candidate, Job, Training
+from models import RETRAIN, Candidate, Job, Training
 
 from ..deps import CurrentUser, JobIdDep, StoreDep
 from ..schemas import Problem
@@ -110,7 +110,8 @@ def trainings(job_id: JobIdDep, store: StoreDep) -> TrainingsView:
             .where(Training.job_id == job_id).order_by(Candidate.rank.is_(None), Candidate.rank, Candidate.id)
         ).all()
         data = [_training_view(candidate, training) for candidate, training in rows]
-    points = [(t.score, t.valid_acc) for t in data if t.score is not None and t.valid_acc is not None]
+    points = [(t.score, t.valid_acc) for t in data
+              if t.score is not None and t.valid_acc is not None and t.mode != RETRAIN]  # the top-k only
     return TrainingsView(data=data, n=len(points),
                          kendall=kendall_tau([p[0] for p in points], [p[1] for p in points]))
 
@@ -120,7 +121,8 @@ def candidate(job_id: JobIdDep, candidate_id: int, store: StoreDep) -> Candidate
     """One candidate: every proxy score, parameters, cost, and its training curve if it was trained."""
     with store.session() as session:
         row = session.execute(
-            select(Candidate, Training).outerjoin(Training, Training.candidate_id == Candidate.id)
+            select(Candidate, Training)
+            .outerjoin(Training, and_(Training.candidate_id == Candidate.id, Training.mode != RETRAIN))
             .where(Candidate.job_id == job_id, Candidate.id == candidate_id)
         ).first()
         if row is None:

@@ -1,4 +1,4 @@
-"""bring your own data: registered datasets, the data each job saw, training checkpoints
+"""bring your own data: registered datasets, the data each job saw, training checkpoints, the winner's retraining
 
 Revision ID: 0006
 Revises: 0005
@@ -33,10 +33,15 @@ def upgrade() -> None:
     with op.batch_alter_table('trainings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('artifact', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('checkpoint_epoch', sa.Integer(), nullable=True))
+        # one row per candidate and mode: the winner's retraining (mode 'retrain') sits beside its top-k row
+        batch_op.drop_constraint('uq_trainings_candidate_id', type_='unique')
+        batch_op.create_unique_constraint(batch_op.f('uq_trainings_candidate_id_mode'), ['candidate_id', 'mode'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('trainings', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_trainings_candidate_id_mode', type_='unique')
+        batch_op.create_unique_constraint(batch_op.f('uq_trainings_candidate_id'), ['candidate_id'])
         batch_op.drop_column('checkpoint_epoch')
         batch_op.drop_column('artifact')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
