@@ -5,6 +5,7 @@ cluster a mount that the API and every worker node share). The store keeps paths
 root, so nodes that mount it at different places still agree:
 
     <root>/jobs/<job_id>/trainings/<candidate_id>/checkpoint.pt   last finished epoch (resume)
+    <root>/jobs/<job_id>/trainings/<candidate_id>/retrain.pt      the winner's retraining, if asked for
     <root>/jobs/<job_id>/export/                                  the winner, ready to ship
     <root>/jobs/<job_id>/export.zip                               the same, as the API serves it
 """
@@ -21,9 +22,11 @@ class ArtifactStore:
     def job_dir(self, job_id: str) -> Path:
         return self.root / "jobs" / job_id
 
-    def checkpoint(self, job_id: str, candidate_id: int) -> str:
-        """The checkpoint's path relative to the root (what the trainings row stores)."""
-        return f"jobs/{job_id}/trainings/{candidate_id}/checkpoint.pt"
+    def checkpoint(self, job_id: str, candidate_id: int, mode: str = "train") -> str:
+        """The checkpoint's path relative to the root (what the trainings row stores); the winner's
+        retraining has its own file beside its top-k training's."""
+        name = "retrain.pt" if mode == "retrain" else "checkpoint.pt"
+        return f"jobs/{job_id}/trainings/{candidate_id}/{name}"
 
     def path(self, relative: str) -> Path:
         return self.root / relative

@@ -11,6 +11,7 @@ import logging
 import shlex
 import shutil
 import tempfile
+import warnings
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from knas.jobspec import JobSpec
-from models import Candidate, Job, Store, Training
+from models import RETRAIN, Candidate, Job, Store, Training
 
 from .artifacts import ArtifactStore
 from .runtime import Runtime
@@ -39,12 +40,16 @@ def winner_training(session, job: Job) -> tuple[Candidate, Training]:
                              f"nothing was trained, so there are no weights to export (use final.mode=train)")
     rows = session.execute(
         select(Candidate, Training).join(Training, Training.candidate_id == Candidate.id)
-        .where(Training.job_id == job.id, Training.status == "done", Training.valid_acc.is_not(None))
+        .where(Training.job_id == job.id, Training.mode != RETRAIN, Training.status == "done",
+               Training.valid_acc.is_not(None))
     ).all()
     if not rows:
         raise ExportNotReady(f"job {job.id} is {job.status}: no top-k training has finished yet, so there is "
                              f"no winner to export")
     candidate, training = max(rows, key=lambda row: (row[1].valid_acc, -(row[0].rank or 0)))
+    retrained = session.scalar(select(Training).where(Training.candidate_id == candidate.id,
+                                                      Training.mode == RETRAIN, Training.status == "done"))
+    training = retrained or training  # the retraining's weights are the shipped model when it finished
     if not training.artifact:
         raise ExportNotReady(f"the winner of job {job.id} has no checkpoint (it was trained without an "
                              f"artifact store, or its checkpoint was deleted)")
@@ -103,7 +108,9 @@ def build_card(job: Job, candidate: Candidate, training: Training, info, params:
         "classes": classes,
         "dataset": {"name": job.dataset, "fingerprint": data.get("fingerprint"), "path": data.get("path"),
                     "sizes": sizes},
-        "training": {"which": "top-k training", "epochs": spec.final.epochs,
+        "training": {"which": ("winner retraining (final.retrain_epochs, from the candidate's initial weights)"
+                               if training.mode == RETRAIN else "top-k training"),
+                     "epochs": len(training.epochs or []),
                      "batch_size": spec.final.batch_size or info.batch_size, "lr": spec.final.lr,
                      "schedule": "SGD, Nesterov momentum 0.9, weight decay 5e-4, per-step cosine to 0",
                      "augmentation": "random crop (pad H/8) + horizontal flip" if info.augment else "none",
@@ -155,7 +162,9 @@ def build_export(store: Store, runtime: Runtime, job_id: str, artifacts: Artifac
         test = runtime.split(spec.dataset, "test")
         if test is not None:  # the card's promise, checked on the shipped file itself
             check_file = _trace_only(net, info.in_shape, staging)
-            module = torch.jit.load(str(check_file))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates jit; its files load everywhere
+                module = torch.jit.load(str(check_file))
             check_file.unlink()
             card["export_check"] = {"test_acc_torchscript": _accuracy(module, test),
                                     "matches_card": None}
@@ -180,7 +189,9 @@ def _trace_only(net, in_shape, folder: Path) -> Path:
     import torch
 
     path = folder / ".check.torchscript.pt"
-    traced = torch.jit.trace(net, torch.zeros(1, *in_shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(net, torch.zeros(1, *in_shape))
     traced.save(str(path))
     return path
 

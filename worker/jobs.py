@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from knas.jobspec import JobSpec
 from models import ACTIVE_STATES, Candidate, Job, Store, utcnow
@@ -103,6 +104,11 @@ def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path 
         proxy = catalog.proxy_name(spec.proxy.name)
     except ValueError as error:
         raise SpecError(str(error), ("proxy", "name")) from None
+    unknown = sorted(set(spec.proxy.options) - catalog.proxy_options(proxy))
+    if unknown:
+        accepted = sorted(catalog.proxy_options(proxy))
+        raise SpecError(f"proxy {proxy!r} has no option {', '.join(map(repr, unknown))}; it accepts "
+                        f"{', '.join(accepted) if accepted else 'no options'}", ("proxy", "options"))
     try:
         dataset = catalog.dataset_entry(spec.dataset)
     except ValueError as error:
@@ -155,13 +161,20 @@ def _registered_hint(store: Store | None) -> str:
     return registered + " (register an image folder with `knas datasets add NAME PATH`)"
 
 
-def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotency_key: str | None = None) -> str:
-    """Write the job and all its candidates (once each) in one transaction."""
+def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotency_key: str | None = None,
+               guard: Callable[[Session], None] | None = None) -> str:
+    """Write the job and all its candidates (once each) in one transaction.
+
+    `guard(session)` runs first in that transaction (e.g. a quota check that locks the owner's row and
+    counts their jobs); whatever it raises aborts the job, so a check and the insert are one atomic step.
+    """
     spec = check_spec(spec, store=store)
     data = None if _builtin(spec.dataset) else registered_dataset(store, spec.dataset)
     space = get_space(spec.space)
     archs = spec.resolve_archs()
     with store.session() as session:
+        if guard is not None:
+            guard(session)
         job = Job(
             owner=owner, status="queued", priority=spec.priority, spec=spec.model_dump(mode="json"),
             space=spec.space, dataset=spec.dataset, proxy=spec.proxy.name,

@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 
 import scorer
 from knas.jobspec import JobSpec, TrainStage
-from models import Candidate, Job, Store, Training, Worker, utcnow
+from models import RETRAIN, Candidate, Job, Store, Training, Worker, utcnow
 from scorer.seeding import repeat_seed
 
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
@@ -30,7 +30,8 @@ from .heartbeat import training_lease
 from .runtime import Runtime
 
 __all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
-           "next_chunk", "rank", "redispatch", "run_job", "score_chunk", "start_job", "train_candidate"]
+           "next_chunk", "open_retraining", "rank", "redispatch", "retrain_winner", "run_job", "score_chunk",
+           "start_job", "train_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,9 @@ def train_candidate(
     """
     with store.session() as session:
         job = session.get(Job, job_id)
-        training = session.scalar(select(Training).where(Training.candidate_id == candidate_id))
+        # The open row first: a winner that is being retrained also has its finished top-k row.
+        training = session.scalar(select(Training).where(Training.candidate_id == candidate_id)
+                                  .order_by(Training.status.not_in(("pending", "running")), Training.id))
         if job is None or training is None or job.status != "training":
             return training.status if training is not None else "missing"
         now = utcnow()
@@ -306,14 +309,14 @@ def train_candidate(
         _touch(session, job_id)
         spec, data = JobSpec.model_validate(job.spec), job.data
         cand = session.get(Candidate, candidate_id)
-        arch, seed, training_id = cand.arch, cand.seed, training.id
+        arch, seed, training_id, mode = cand.arch, cand.seed, training.id, training.mode
     start = time.perf_counter()
     try:
         spec = runtime.dataset_for(spec, data)
         # The lease is refreshed between epochs too: an epoch longer than the lease is not a dead worker.
         with measure_energy(runtime.device) as energy, training_lease(store, training_id, attempt, lease_seconds / 3):
             if isinstance(spec.final, TrainStage):
-                outcome = _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress)
+                outcome = _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress, mode)
             else:
                 outcome = _lookup(runtime, spec, arch)
         outcome["energy_j"] = energy.joules
@@ -340,7 +343,7 @@ def _training_status(store: Store, training_id: int) -> str | None:
         return session.scalar(select(Training.status).where(Training.id == training_id))
 
 
-def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress) -> dict[str, Any]:
+def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress, mode="train") -> dict[str, Any]:
     """Train with a checkpoint after every epoch; a taken-over training resumes from the last one.
 
     The checkpoint is written under the training's row lock, after the fencing check, and the row's
@@ -353,12 +356,13 @@ def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_pr
 
     info = runtime.dataset_info(spec.dataset)
     net = build_candidate(spec.space, arch, seed, info.num_classes, info.in_shape)
-    config = TrainConfig(epochs=spec.final.epochs, batch_size=spec.final.batch_size or info.batch_size, lr=spec.final.lr,
+    epochs = spec.final.retrain_epochs if mode == RETRAIN else spec.final.epochs
+    config = TrainConfig(epochs=epochs, batch_size=spec.final.batch_size or info.batch_size, lr=spec.final.lr,
                          seed=seed % (2**31), device=runtime.device)
     train = runtime.split(spec.dataset, "train")
     streams = not isinstance(train, tuple)  # an image folder, decoded from disk batch by batch
     artifacts = runtime.artifacts
-    relative = artifacts.checkpoint(job_id, _candidate_of(store, training_id)) if artifacts else None
+    relative = artifacts.checkpoint(job_id, _candidate_of(store, training_id), mode) if artifacts else None
     resume = None
     if relative is not None and artifacts.path(relative).is_file():
         try:  # writes are atomic, so a crash mid-write leaves the previous epoch's file; anything else: start over
@@ -421,6 +425,8 @@ def finalise(store: Store, job_id: str, runtime: Runtime | None = None) -> bool:
     open, which the sweep's `finalise` completes, so a succeeded job always has its export.
     """
     open_trainings = exists().where(Training.job_id == job_id, Training.status.in_(("pending", "running")))
+    if retrain_winner(store, job_id):  # final.retrain_epochs: the job ends after the winner's retraining
+        return False
     export = _deliver(store, runtime, job_id) if runtime is not None and runtime.artifacts is not None else None
     with store.session() as session:
         if not _transition(session, job_id, ["training"], "succeeded", ~open_trainings, finished_at=utcnow()):
@@ -434,6 +440,46 @@ def finalise(store: Store, job_id: str, runtime: Runtime | None = None) -> bool:
             job.status, job.error = "failed", "every top-k candidate failed in the final stage; see their errors"
         job.result = {**_result(session, job, selected_by="valid_acc"), **({"export": export} if export else {})}
         return True
+
+
+def retrain_winner(store: Store, job_id: str) -> bool:
+    """With final.retrain_epochs, once the top-k are done: the winner's retraining row (made once; a
+    concurrent twin's insert loses on the (candidate, mode) key). True while that retraining is open."""
+    from sqlalchemy.exc import IntegrityError
+
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "training":
+            return False
+        spec = JobSpec.model_validate(job.spec)
+        if not isinstance(spec.final, TrainStage) or not spec.final.retrain_epochs:
+            return False
+        if session.scalar(select(func.count()).select_from(Training).where(
+                Training.job_id == job_id, Training.mode != RETRAIN, Training.status.in_(("pending", "running")))):
+            return False  # the top-k are not all done: nothing to decide yet
+        retrain = session.scalar(select(Training).where(Training.job_id == job_id, Training.mode == RETRAIN))
+        if retrain is not None:
+            return retrain.status in ("pending", "running")
+        rows = session.execute(select(Candidate.id, Candidate.rank, Training.valid_acc).join(
+            Training, Training.candidate_id == Candidate.id).where(
+            Training.job_id == job_id, Training.mode != RETRAIN, Training.status == "done",
+            Training.valid_acc.is_not(None))).all()
+        if not rows:
+            return False  # no winner: finalise fails the job as before
+        winner = max(rows, key=lambda row: (row.valid_acc, -(row.rank or 0)))
+    try:
+        with store.session() as session:
+            session.add(Training(job_id=job_id, candidate_id=winner.id, mode=RETRAIN, status="pending"))
+    except IntegrityError:
+        pass  # a concurrent finalise made it
+    return True
+
+
+def open_retraining(store: Store, job_id: str) -> list[int]:
+    """The candidate whose retraining waits to be sent ([] if none): what follows a top-k training."""
+    with store.session() as session:
+        return list(session.scalars(select(Training.candidate_id).where(
+            Training.job_id == job_id, Training.mode == RETRAIN, Training.status == "pending")))
 
 
 def _deliver(store: Store, runtime: Runtime, job_id: str) -> dict[str, Any] | None:
@@ -463,7 +509,8 @@ def _deliver(store: Store, runtime: Runtime, job_id: str) -> dict[str, Any] | No
 def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
     """The job's outcome: the winner, the top-k and the compute spent."""
     rows = session.execute(
-        select(Candidate, Training).outerjoin(Training, Training.candidate_id == Candidate.id)
+        select(Candidate, Training)
+        .outerjoin(Training, and_(Training.candidate_id == Candidate.id, Training.mode != RETRAIN))
         .where(Candidate.job_id == job.id, Candidate.rank.is_not(None), Candidate.rank <= max(job.top_k, 1))
         .order_by(Candidate.rank)
     ).all()
@@ -491,8 +538,17 @@ def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
         "validity": report.validity([e["score"] for e in measured], [e["params"] for e in measured],
                                     [e["valid_acc"] for e in measured], job.proxy),
         "cut": _cut(session, job),
+        "retrain": _retraining(session, job.id),
         "scorer_version": scorer.__version__,
     }
+
+
+def _retraining(session, job_id: str) -> dict[str, Any] | None:
+    row = session.scalar(select(Training).where(Training.job_id == job_id, Training.mode == RETRAIN))
+    if row is None:
+        return None
+    return {"candidate_id": row.candidate_id, "status": row.status, "epochs": len(row.epochs or []),
+            "valid_acc": row.valid_acc, "test_acc": row.test_acc, "seconds": row.seconds, "error": row.error}
 
 
 def _cut(session, job: Job, shown: int = 20) -> dict[str, Any] | None:
@@ -567,6 +623,9 @@ def run_job(store: Store, runtime: Runtime, job_id: str, chunk_size: int = 25,
         on_progress("stage", {"job_id": job_id, "stage": "ranking"})
         for candidate_id in rank(store, job_id):
             on_progress("stage", {"job_id": job_id, "stage": "training", "candidate_id": candidate_id})
+            train_candidate(store, runtime, job_id, candidate_id, on_progress)
+        for candidate_id in open_retraining(store, job_id):
+            on_progress("stage", {"job_id": job_id, "stage": "retraining", "candidate_id": candidate_id})
             train_candidate(store, runtime, job_id, candidate_id, on_progress)
     except KeyboardInterrupt:
         cancel_job(store, job_id)

@@ -194,8 +194,10 @@ def train_candidate(self: Task, job_id: str, candidate_id: int) -> str:
     def step(ctx: Context) -> str:
         from . import pipeline
 
-        return pipeline.train_candidate(ctx.store, ctx.runtime, job_id, int(candidate_id),
-                                        lease_seconds=ctx.settings.lease_seconds)
+        status = pipeline.train_candidate(ctx.store, ctx.runtime, job_id, int(candidate_id),
+                                          lease_seconds=ctx.settings.lease_seconds)
+        _send_retraining(ctx, job_id)
+        return status
 
     return _run(self, job_id, "training", step)
 
@@ -207,9 +209,20 @@ def finalise(self: Task, job_id: str) -> bool:
     def step(ctx: Context) -> bool:
         from . import pipeline
 
-        return pipeline.finalise(ctx.store, job_id, ctx.runtime)
+        done = pipeline.finalise(ctx.store, job_id, ctx.runtime)
+        _send_retraining(ctx, job_id)
+        return done
 
     return _run(self, job_id, "finalise", step, track=False)
+
+
+def _send_retraining(ctx: Context, job_id: str) -> None:
+    """The winner's retraining (final.retrain_epochs), once finalise made its row; a duplicate message
+    is harmless (the claim is conditional), a lost one is re-sent by the sweep like any training."""
+    from . import pipeline
+
+    for candidate_id in pipeline.open_retraining(ctx.store, job_id):
+        enqueue("knas.train_candidate", [job_id, candidate_id], _priority(ctx, job_id))
 
 
 @app.task(name="knas.sweep", bind=True, base=KnasTask)

@@ -154,3 +154,28 @@ def test_registration_refuses_paths_outside_the_allowed_roots_and_builtin_names(
     datasets.register(store, "pets", folder, roots=None)
     with pytest.raises(datasets.DatasetExists):
         datasets.register(store, "pets", folder, roots=None)
+
+
+def test_the_winner_is_retrained_and_the_retrained_weights_ship(store, tmp_path, folder):
+    datasets.register(store, "pets", folder, roots=None)
+    job_id = create_job(store, _spec(epochs=1, retrain_epochs=3))
+    assert run_job(store, _runtime(tmp_path), job_id) == "succeeded"
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        rows = session.scalars(select(Training).where(Training.job_id == job_id)).all()
+        result = job.result
+    retrain = [t for t in rows if t.mode == "retrain"]
+    assert len(rows) == 3 and len(retrain) == 1  # two top-k trainings and one retraining of the winner
+    (again,) = retrain
+    assert again.candidate_id == result["winner"]["candidate_id"] and again.status == "done"
+    assert [e["epoch"] for e in again.epochs] == [1, 2, 3] and again.checkpoint_epoch == 3
+    assert result["retrain"]["test_acc"] == again.test_acc
+    assert job.status == "succeeded" and result["export"]["status"] == "ready"
+    card = json.loads((ArtifactStore(tmp_path / "artifacts").export_dir(job_id) / "card.json").read_text())
+    assert card["training"]["which"].startswith("winner retraining") and card["training"]["epochs"] == 3
+    assert card["metrics"] == {"valid_acc": again.valid_acc, "test_acc": again.test_acc}
+    assert card["export_check"]["matches_card"] is True
+    # the job's progress still counts its top-k only
+    from models.queries import progress
+    with store.session() as session:
+        assert progress(session, job_id)["trained"] == 2

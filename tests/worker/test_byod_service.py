@@ -2,7 +2,8 @@
 
 An admin registers an image folder over HTTP (paths outside KNAS_DATA_DIR refused), a user
 searches it, and gets the winner back as a zip that loads without knas; other users get 404s,
-and a job without a trained winner gets a 409 that says why.
+and a job without a trained winner gets a 409 that says why. The winner is retrained
+(final.retrain_epochs) and the retrained weights are what ships.
 """
 from __future__ import annotations
 
@@ -85,12 +86,16 @@ def test_an_image_folder_search_over_http_ships_its_winner(pg_url, api_server, s
 
     spec = {"space": "nats-tss", "dataset": "cells", "candidates": {"strategy": "random", "n": 4},
             "proxy": {"name": "params", "batch_size": 8}, "seed": 5, "top_k": 2,
-            "final": {"mode": "train", "epochs": 1, "batch_size": 16}}
+            "final": {"mode": "train", "epochs": 1, "batch_size": 16, "retrain_epochs": 2}}
     job = as_["bob"].post("/v1/jobs", json=spec).json()
     ranked_only = as_["bob"].post("/v1/jobs", json={**spec, "seed": 6, "final": {"mode": "none"}}).json()
     job = _wait(as_["bob"], job["id"])
     assert job["status"] == "succeeded", (job, worker.output()[-4000:])
     assert job["result"]["export"]["status"] == "ready"
+    # final.retrain_epochs: the winner was trained again on a worker (a message of its own), and that is what ships.
+    retrain = job["result"]["retrain"]
+    assert retrain["status"] == "done" and retrain["epochs"] == 2
+    assert retrain["candidate_id"] == job["result"]["winner"]["candidate_id"] == job["result"]["export"]["candidate_id"]
     assert _wait(as_["bob"], ranked_only["id"])["status"] == "succeeded"
 
     # The zip: owner or admin only; 404 for anyone else; 409 (with the reason) without a trained winner.
@@ -106,6 +111,8 @@ def test_an_image_folder_search_over_http_ships_its_winner(pg_url, api_server, s
     card = as_["bob"].get(f"/v1/jobs/{job['id']}/card").json()
     assert card == json.loads((bundle / "card.json").read_text())
     assert card["dataset"]["fingerprint"] == created.json()["fingerprint"]
+    assert card["training"]["which"].startswith("winner retraining") and len(card["training"]["curve"]) == 2
+    assert card["metrics"]["test_acc"] == retrain["test_acc"]
     loaded = subprocess.run([sys.executable, "-I", "-c", "import sys, torch; m = torch.jit.load(sys.argv[1]); "
                              "print(tuple(m(torch.zeros(2, 3, 32, 32)).shape))", str(bundle / "model.torchscript.pt")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
