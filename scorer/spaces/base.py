@@ -21,6 +21,7 @@ class SearchSpace(ABC):
     name: str
     description: str
     example: str  # one valid arch string, for help texts
+    enumerable: bool = True  # False: too big for `all()` (the `all` strategy is refused)
 
     @property
     @abstractmethod
@@ -50,7 +51,23 @@ class SearchSpace(ABC):
         return [self.arch(i) for i in rng.sample(range(self.size), n)]
 
     def all(self) -> list[str]:
+        if not self.enumerable:
+            raise ValueError(self.all_refusal())
         return [self.arch(i) for i in range(self.size)]
+
+    def all_refusal(self) -> str:
+        return f"{self.name} has {self.size:,} archs; use candidates.strategy 'random' or 'evolution'"
+
+    def cheapest_arch(self) -> str | None:
+        """An arch with both the fewest parameters and the fewest MACs of the space, where one is known."""
+        return None
+
+    def cost(self, arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32)) -> tuple[int, int]:
+        """(parameters, multiply-accumulates of one sample's forward) of `build(arch, ...)`, torch-free.
+
+        Counted as the `params` and `flops` proxies count the built net; budgets (JobSpec.constraints) use it.
+        """
+        raise NotImplementedError(f"{self.name} has no cost formula, so budgets cannot be applied to it")
 
     def _check_index(self, index: int) -> None:
         if not isinstance(index, int) or not 0 <= index < self.size:
