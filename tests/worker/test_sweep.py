@@ -172,7 +172,7 @@ def test_training_claims_never_overlap_and_a_stale_holder_is_fenced_out(db, monk
     a, b = Runtime(device="cpu", worker_name="a@host"), Runtime(device="cpu", worker_name="b@host")
     trained_by = []
 
-    def fake_train(store, runtime, spec, job_id_, training_id, attempt, arch, seed, on_progress):
+    def fake_train(store, runtime, spec, job_id_, training_id, attempt, arch, seed, on_progress, mode="train"):
         trained_by.append(runtime.worker_name)
         if runtime is a:  # while `a` trains, its heartbeat goes stale and `b` takes over and finishes
             assert pipeline.train_candidate(db, b, job_id, candidate_id, lease_seconds=LEASE) == "running"
