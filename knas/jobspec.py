@@ -5,11 +5,14 @@ so the API can reject bad input without importing PyTorch.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+import random
+import threading
+from collections import OrderedDict
+from typing import Annotated, Any, Literal, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from scorer.spaces import SPACES, InvalidArchError
+from scorer.spaces import SPACES, InvalidArchError, SearchSpace
 
 
 class _Spec(BaseModel):
@@ -67,6 +70,33 @@ class ProxySpec(_Spec):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class Constraints(_Spec):
+    max_params: int | None = Field(default=None, ge=1, description=(
+        "only archs with at most this many parameters (at the dataset's classes) are candidates"))
+    max_flops: int | None = Field(default=None, ge=1, description=(
+        "only archs with at most this many multiply-accumulates per sample (at the dataset's input size) "
+        "are candidates"))
+
+    @property
+    def active(self) -> bool:
+        return self.max_params is not None or self.max_flops is not None
+
+    def describe(self) -> str:
+        parts = [f"constraints.{k}={v:,}" for k, v in (("max_params", self.max_params), ("max_flops", self.max_flops))
+                 if v is not None]
+        return " and ".join(parts)
+
+    def fits(self, params: int, flops: int) -> bool:
+        return ((self.max_params is None or params <= self.max_params)
+                and (self.max_flops is None or flops <= self.max_flops))
+
+
+RANDOM_TRIES = 200  # a budgeted random draw gives up after RANDOM_TRIES * n draws (at most MAX_DRAWS),
+MAX_DRAWS = 1_000_000  # or as soon as the rate of archs within budget says that many draws cannot give n
+_RESOLVED: "OrderedDict[tuple, tuple[str, ...]]" = OrderedDict()  # recent budgeted resolutions (validation reuses)
+_RESOLVED_LOCK = threading.Lock()
+
+
 class JobSpec(_Spec):
     space: str = "nats-tss"
     dataset: str = "digits"
@@ -76,11 +106,35 @@ class JobSpec(_Spec):
     top_k: int = Field(default=5, ge=0, description="candidates passed to the final stage")
     final: FinalStage = Field(default_factory=TrainStage)
     priority: int = Field(default=0, ge=0, le=9, description="0..9, higher runs first")
+    constraints: Constraints = Field(default_factory=Constraints, description=(
+        "budgets: archs over them are never candidates (params and MACs by the space's formula)"))
 
     @field_validator("space")
     @classmethod
     def _known_space(cls, value: str) -> str:
         return SPACES.canonical(value)  # UnknownNameError is a ValueError: pydantic reports it
+
+    @field_validator("candidates")
+    @classmethod
+    def _enumerable(cls, value: Any, info: ValidationInfo) -> Any:
+        space = SPACES.get(info.data["space"]) if "space" in info.data else None
+        if isinstance(value, AllCandidates) and space is not None and not space.enumerable:
+            raise ValueError(f"strategy 'all': {space.all_refusal()}")
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _budget_can_be_met(cls, value: Constraints, info: ValidationInfo) -> Constraints:
+        """With a built-in dataset the budgeted candidates are drawn now: an impossible budget fails here."""
+        if not value.active or not {"space", "dataset", "candidates", "seed"} <= set(info.data):
+            return value
+        space = SPACES.get(info.data["space"])
+        if type(space).cost is SearchSpace.cost:
+            raise ValueError(f"{space.name} has no cost formula, so it takes no constraints")
+        shape = _dataset_shape(info.data["dataset"])
+        if shape is not None:
+            _resolve(space, info.data["candidates"], info.data["seed"], value, *shape)
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
@@ -106,17 +160,125 @@ class JobSpec(_Spec):
 
     @property
     def candidate_count(self) -> int:
+        """How many candidates the job has: what `resolve_archs()` returns.
+
+        Under constraints, strategy 'all' counts the archs within budget at a built-in dataset's shape;
+        for another dataset (an image folder) the space's size is an upper bound until `resolve_archs`
+        is given its classes and shape.
+        """
         if isinstance(self.candidates, RandomCandidates):
             return self.candidates.n
         if isinstance(self.candidates, ListedCandidates):
             return len(self.candidates.archs)
+        if self.constraints.active and _dataset_shape(self.dataset) is not None:
+            return len(self.resolve_archs())
         return SPACES.get(self.space).size
 
-    def resolve_archs(self) -> list[str]:
-        """The job's candidate arch strings, canonical and deterministic for the seed."""
+    def resolve_archs(self, num_classes: int | None = None, in_shape: Sequence[int] | None = None) -> list[str]:
+        """The job's candidate arch strings, canonical and deterministic for the seed.
+
+        Under constraints only archs within budget are candidates; their params and MACs are taken
+        at `num_classes` and `in_shape` (C, H, W), by default a built-in dataset's. A budget that
+        cannot give the candidates asked for raises ValueError naming `constraints`.
+        """
         space = SPACES.get(self.space)
+        if self.constraints.active:
+            shape = _dataset_shape(self.dataset)
+            if num_classes is None or in_shape is None:
+                if shape is None:
+                    raise ValueError(f"{self.constraints.describe()}: dataset {self.dataset!r} is not built in, so "
+                                     f"pass its num_classes and in_shape to resolve_archs")
+                num_classes = shape[0] if num_classes is None else num_classes
+                in_shape = shape[1] if in_shape is None else in_shape
+            return list(_resolve(space, self.candidates, self.seed, self.constraints, num_classes, in_shape))
         if isinstance(self.candidates, RandomCandidates):
             return space.sample(self.seed, self.candidates.n)
         if isinstance(self.candidates, ListedCandidates):
             return [space.validate(a) for a in self.candidates.archs]
         return space.all()
+
+
+def _dataset_shape(dataset: str) -> tuple[int, tuple[int, int, int]] | None:
+    """(num_classes, in_shape) of a built-in dataset, None for any other name."""
+    from scorer.catalog import dataset_entry
+
+    try:
+        entry = dataset_entry(dataset)
+    except ValueError:
+        return None
+    return entry.num_classes, tuple(entry.in_shape)
+
+
+def _resolve(space: SearchSpace, candidates: Any, seed: int, constraints: Constraints, num_classes: int,
+             in_shape: Sequence[int]) -> tuple[str, ...]:
+    """The budgeted candidates (remembered for a while: validation resolves, then the job reuses it)."""
+    in_shape = tuple(int(s) for s in in_shape)
+    key = (space.name, candidates.model_dump_json(), seed, constraints.max_params, constraints.max_flops,
+           int(num_classes), in_shape)
+    with _RESOLVED_LOCK:
+        if key in _RESOLVED:
+            _RESOLVED.move_to_end(key)
+            return _RESOLVED[key]
+    archs = tuple(_within_budget(space, candidates, seed, constraints, int(num_classes), in_shape))
+    with _RESOLVED_LOCK:
+        _RESOLVED[key] = archs
+        while len(_RESOLVED) > 16:
+            _RESOLVED.popitem(last=False)
+    return archs
+
+
+def _within_budget(space: SearchSpace, candidates: Any, seed: int, constraints: Constraints, num_classes: int,
+                   in_shape: tuple[int, ...]) -> list[str]:
+    where = f"at {num_classes} classes and {'x'.join(map(str, in_shape))} input"
+
+    def cost(arch: str) -> tuple[int, int]:
+        return space.cost(arch, num_classes, in_shape)
+
+    def too_tight(found: str) -> ValueError:
+        return ValueError(f"{constraints.describe()}: {found} ({where}), and the job asks for {wanted:,}; "
+                          f"raise the budget or ask for fewer candidates")
+
+    wanted = candidates.n if isinstance(candidates, RandomCandidates) else 1
+    if isinstance(candidates, ListedCandidates):
+        archs = []
+        for position, arch in enumerate(candidates.archs):
+            try:
+                arch = space.validate(arch)
+            except InvalidArchError as error:
+                raise ValueError(f"candidates.archs[{position}]: {error}") from None
+            params, flops = cost(arch)
+            if not constraints.fits(params, flops):
+                raise ValueError(f"candidates.archs[{position}] ({arch!r}) has {params:,} params and {flops:,} MACs "
+                                 f"{where}, over {constraints.describe()}")
+            archs.append(arch)
+        return archs
+    cheapest = space.cheapest_arch()
+    if cheapest is not None and not constraints.fits(*cost(cheapest)):
+        params, flops = cost(cheapest)
+        raise ValueError(f"{constraints.describe()}: no arch of {space.name} fits; the smallest, {cheapest!r}, has "
+                         f"{params:,} params and {flops:,} MACs {where}")
+    if isinstance(candidates, AllCandidates):
+        archs = [a for a in space.all() if constraints.fits(*cost(a))]
+        if not archs:
+            raise too_tight(f"none of {space.name}'s {space.size:,} archs fit")
+        return archs
+    n = candidates.n
+    rng = random.Random(seed)
+    found: dict[str, None] = {}
+    limit = min(RANDOM_TRIES * n, MAX_DRAWS)
+    draws = 0
+    while draws < limit:
+        draws += 1
+        arch = space.arch(rng.randrange(space.size))
+        if arch not in found and constraints.fits(*cost(arch)):
+            found[arch] = None
+            if len(found) == n:
+                return list(found)
+        if draws % 1000 == 0 and (len(found) + 1) * limit < draws * n / 2:
+            break  # even at twice the rate seen so far, `limit` draws would not give n
+    if space.enumerable:  # rare archs, or nearly all of them asked for: count them all and sample from those
+        fitting = [a for a in space.all() if constraints.fits(*cost(a))]
+        if len(fitting) < n:
+            raise too_tight(f"only {len(fitting):,} of {space.name}'s {space.size:,} archs fit")
+        return random.Random(seed).sample(fitting, n)
+    raise too_tight(f"only {len(found):,} of {draws:,} random draws from {space.name} ({space.size:,} archs) fit")

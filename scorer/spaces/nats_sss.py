@@ -61,6 +61,12 @@ class NatsSizeSpace(SearchSpace):
             index = index * len(CHANNEL_CHOICES) + CHANNEL_CHOICES.index(c)
         return index
 
+    def cost(self, arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32)) -> tuple[int, int]:
+        from .nats_cost import macro_net_cost
+
+        return macro_net_cost(genotype(CELL), parse_channels(arch), (False, True, False, True, False),
+                              num_classes, in_shape)
+
     def build(self, arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32)):
         from .ops import MacroNet, stage_reductions
 

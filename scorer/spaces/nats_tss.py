@@ -90,9 +90,19 @@ class NatsTopologySpace(SearchSpace):
     def index(self, arch: str) -> int:
         return self._indices[self.validate(arch)]
 
+    def _widths(self) -> list[int]:
+        c, n = self.channels, self.cells_per_stage
+        return [c] * n + [2 * c] * (n + 1) + [4 * c] * (n + 1)
+
+    def cost(self, arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32)) -> tuple[int, int]:
+        from .nats_cost import macro_net_cost
+
+        n = self.cells_per_stage
+        reductions = [False] * n + [True] + [False] * n + [True] + [False] * n  # = ops.stage_reductions(n)
+        return macro_net_cost(genotype(arch), self._widths(), reductions, num_classes, in_shape)
+
     def build(self, arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32)):
         from .ops import MacroNet, stage_reductions
 
-        c, n = self.channels, self.cells_per_stage
-        widths = [c] * n + [2 * c] * (n + 1) + [4 * c] * (n + 1)
-        return MacroNet(genotype(arch), widths, stage_reductions(n), num_classes, in_channels=in_shape[0])
+        n = self.cells_per_stage
+        return MacroNet(genotype(arch), self._widths(), stage_reductions(n), num_classes, in_channels=in_shape[0])
