@@ -39,6 +39,10 @@ def spec_options(fn):
                      help="keep every top-k training's checkpoint (default: only the winner's)"),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--priority", type=int, default=0, show_default=True),
+        click.option("--max-params", "max_params", type=int, default=None,
+                     help="budget: only archs with at most this many parameters are candidates"),
+        click.option("--max-flops", "max_flops", type=int, default=None,
+                     help="budget: only archs with at most this many multiply-accumulates per sample are candidates"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -47,7 +51,8 @@ def spec_options(fn):
 
 def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority,
                repeats: int = 1, lr: float = 0.1, batch_size: int | None = None,
-               keep_checkpoints: bool = False) -> JobSpec:
+               keep_checkpoints: bool = False, max_params: int | None = None,
+               max_flops: int | None = None) -> JobSpec:
     if archs:
         candidates: dict[str, Any] = {"strategy": "list", "archs": list(archs)}
     elif all_archs:
@@ -61,6 +66,7 @@ def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, 
         "space": space, "dataset": dataset, "candidates": candidates,
         "proxy": {"name": proxy, "batch_size": probe, "repeats": repeats}, "seed": seed, "top_k": top_k,
         "final": final_stage, "priority": priority,
+        "constraints": {"max_params": max_params, "max_flops": max_flops},
     })
 
 

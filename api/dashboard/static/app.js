@@ -380,6 +380,7 @@ async function newJobPage(current) {
   const field = (label, input, hint) => h("label", { class: "field" }, h("span", {}, label), input,
                                          hint ? h("small", { class: "muted" }, hint) : null);
   const number = (id, value, min, max) => h("input", { id, type: "number", value, min, max, required: true });
+  const optional = (id, placeholder) => h("input", { id, type: "number", min: 1, step: 1, placeholder });
   const present = datasets.filter((d) => d.present);
   const final = h("select", { id: "f-final" }, ["none", "train", "benchmark"].map((m) =>
     h("option", { value: m, selected: m === "train" }, m)));
@@ -397,6 +398,8 @@ async function newJobPage(current) {
     field("Epochs", epochs, "for final stage “train”"),
     field("Seed", number("f-seed", 0, 0, 2147483647)),
     field("Priority", number("f-priority", 0, 0, 9), "0 … 9, 9 runs first"),
+    field("Max parameters", optional("f-max-params", "no limit"), "budget: larger archs are never candidates"),
+    field("Max FLOPs (MACs)", optional("f-max-flops", "no limit"), "budget: multiply-accumulates per sample"),
     h("div", { class: "actions" }, h("button", { id: "submit-job", type: "submit" }, "Submit job")));
   const value = (id) => $(`#${id}`, form).value;
   form.addEventListener("submit", async (event) => {
@@ -410,6 +413,10 @@ async function newJobPage(current) {
       top_k: Number(value("f-topk")), seed: Number(value("f-seed")), priority: Number(value("f-priority")),
       final: mode === "train" ? { mode, epochs: Number(epochs.value) } : { mode },
     };
+    const budget = (id) => (value(id).trim() === "" ? null : Number(value(id)));
+    if (budget("f-max-params") !== null || budget("f-max-flops") !== null) {
+      spec.constraints = { max_params: budget("f-max-params"), max_flops: budget("f-max-flops") };
+    }
     try {
       const job = await request("/v1/jobs", { method: "POST", body: spec });
       navigate(`/ui/jobs/${job.id}`);
