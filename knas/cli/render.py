@@ -58,6 +58,16 @@ def job_details(job: dict[str, Any]) -> None:
         acc = f", valid acc {winner['valid_acc']:.2f}%" if winner.get("valid_acc") is not None else ""
         console.print(f"[bold green]winner[/bold green] #{winner['rank']} {winner['arch']} "
                       f"(index {winner['arch_index']}{acc}; selected by {result['selected_by']})")
+    retrain = result.get("retrain")
+    if retrain:
+        acc = f", valid acc {retrain['valid_acc']:.2f}%" if retrain.get("valid_acc") is not None else ""
+        console.print(f"retrained the winner: {retrain['status']}, {retrain['epochs']} epochs{acc}")
+    export = result.get("export")
+    if export and export.get("status") == "ready":
+        console.print(f"model: exported ({export['bytes']:,} bytes zipped); take it with "
+                      f"`knas export {job['id'][:8]} --output DIR`")
+    elif export:
+        console.print(f"model: not exported ({export.get('reason')})")
     compute = result.get("compute")
     if compute:
         line = (f"compute on {compute['device']}: scoring {compute['scoring_seconds']} s, "
