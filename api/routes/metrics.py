@@ -1,8 +1,10 @@
 """`/metrics` in Prometheus text format.
 
-HTTP requests are counted and timed by route template (not raw path, so ids do
-not explode the label set) and status. Jobs by status are read from the store
-on each scrape, so they are right whichever process moved the jobs.
+HTTP requests are counted and timed by method, route template and status class;
+every label takes values from a fixed set (a standard method else "other", a
+route template else "unmatched", "2xx".."5xx"), so no request can add series.
+Jobs by status are read from the store on each scrape, so they are right
+whichever process moved the jobs.
 """
 from __future__ import annotations
 
@@ -25,12 +27,29 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("knas_http_requests", "HTTP requests by route and status",
+        self.requests = Counter("knas_http_requests", "HTTP requests by method, route and status class",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("knas_http_request_duration_seconds", "HTTP request latency by route",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.jobs = Gauge("knas_jobs", "jobs in the store by status", ["status"], registry=self.registry)
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (from the app's own routes, a fixed set), else "unmatched"."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def status_label(code: int) -> str:
+    return f"{code // 100}xx" if 100 <= code <= 599 else "other"
 
 
 class MetricsMiddleware:
@@ -55,9 +74,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], route, str(status_code)).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+            method, route = method_label(scope["method"]), route_label(scope)
+            self.metrics.requests.labels(method, route, status_label(status_code)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
 
 
 def install(app: FastAPI) -> None:
