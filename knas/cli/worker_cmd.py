@@ -10,6 +10,12 @@ dies mid-task (OOM kill, segfault) has its message re-queued at once (reject_on_
 - `--device cpu --concurrency N`: one worker `cpu@<host>` with N processes and
   OMP_NUM_THREADS = cores // N, so N x threads <= cores.
 
+The children die with this command, also when it is SIGKILLed (OOM killer, `kill -9`, a process
+manager's timeout) and so cannot forward anything: each child asks Linux for SIGTERM when its parent
+dies (prctl PR_SET_PDEATHSIG); where that does not exist, a watcher process per child waits on a
+pipe only this command holds open and SIGTERMs the child's process group when it closes. Celery's
+main process stops its own pool children when it gets SIGTERM.
+
 This command supervises its children: SIGTERM/SIGINT are forwarded (Celery's warm shutdown: the
 running task finishes; a second SIGINT is a cold shutdown), and it exits when they have exited.
 If one child dies on its own, the others are stopped too and the exit status is non-zero, so a
@@ -110,6 +116,74 @@ def plan_workers(gpus: str | None = None, device: str = "cpu", concurrency: int 
     return [WorkerProcess(node, [*base, "--hostname", node, "--concurrency", str(concurrency)], env)]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _set_pdeathsig(signum: int = signal.SIGTERM) -> bool:
+    """Linux: `signum` to this process when its parent dies. False where prctl is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent(parent: int, watch_fd: int | None = None, use_prctl: bool = True):
+    """A `preexec_fn` (runs in the child between fork and exec) that ties the child's life to `parent`.
+
+    With prctl: PR_SET_PDEATHSIG, then a check that the parent did not die before it took effect.
+    Without: a watcher forked from the child blocks on `watch_fd` (the read end of a pipe whose write
+    end only the parent holds) and SIGTERMs the child's process group (its own session) at EOF.
+    """
+    def preexec() -> None:
+        if use_prctl and _set_pdeathsig(signal.SIGTERM):
+            if os.getppid() != parent:  # the parent died before prctl: the signal will never come
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if watch_fd is None:
+            return
+        group = os.getpid()  # start_new_session: the child leads its own process group
+        middle = os.fork()
+        if middle == 0:  # a double fork: the watcher is nobody's child but init's, not Celery's
+            try:
+                if os.fork() == 0:
+                    os.closerange(0, watch_fd)  # above all subprocess' error pipe, or Popen() would wait on us
+                    os.closerange(watch_fd + 1, 65536)
+                    while os.read(watch_fd, 1):
+                        pass
+                    os.killpg(group, signal.SIGTERM)
+            finally:
+                os._exit(0)
+        os.waitpid(middle, 0)
+        os.close(watch_fd)  # the child (Celery) need not hold it
+
+    return preexec
+
+
+def start_child(argv: list[str], env: dict[str, str], use_prctl: bool = True) -> subprocess.Popen:
+    """Start one worker process in its own session, bound to die with this process."""
+    read_fd = write_fd = None
+    if not (use_prctl and sys.platform.startswith("linux")):
+        read_fd, write_fd = os.pipe()
+        os.set_inheritable(read_fd, True)
+    try:
+        # Own session: a Ctrl-C in the terminal reaches the children once, through us.
+        return subprocess.Popen(argv, env=env, start_new_session=True,
+                                pass_fds=() if read_fd is None else (read_fd,),
+                                preexec_fn=die_with_parent(os.getpid(), read_fd, use_prctl))
+    finally:
+        if read_fd is not None:
+            os.close(read_fd)  # the write end stays open in this process until it exits (by any means)
+            _WATCH_PIPES.append(write_fd)
+
+
+_WATCH_PIPES: list[int] = []
+
+
 def missing_settings(settings) -> list[str]:
     return [var for var, value in (("KNAS_BROKER_URL", settings.broker_url),
                                    ("KNAS_DATABASE_URL", settings.database_url)) if not value]
@@ -152,8 +226,7 @@ def worker(gpus: str | None, device: str, concurrency: int, queues: str, name: s
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for plan in plans:
-        # Own session: a Ctrl-C in the terminal reaches the children once, through us.
-        child = subprocess.Popen(plan.argv, env={**os.environ, **plan.env}, start_new_session=True)
+        child = start_child(plan.argv, {**os.environ, **plan.env})
         children.append((plan, child))
         click.echo(f"started {plan.name} (pid {child.pid}): {plan.describe()}", err=False)
     sys.stdout.flush()

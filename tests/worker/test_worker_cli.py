@@ -5,8 +5,11 @@ command-building function `plan_workers` directly; the live tests run real CPU w
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import click
 import pytest
@@ -15,6 +18,9 @@ from click.testing import CliRunner
 from knas.cli.main import cli
 from knas.cli.worker_cmd import WorkerProcess, _supervise, plan_workers
 from knas.settings import get_settings
+from live_workers import descendants, wait_for_rows
+from models import Store
+from processes import process_alive
 
 
 @pytest.fixture
@@ -88,3 +94,50 @@ def test_a_worker_that_dies_takes_the_others_down_with_a_failing_status():
         for _, proc in children:
             if proc.poll() is None:
                 proc.kill()
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if process_alive(pid)]
+        if not alive:
+            return []
+        time.sleep(0.2)
+    return [pid for pid in pids if process_alive(pid)]
+
+
+def test_a_sigkilled_supervisor_takes_its_celery_processes_with_it(start_worker, pg_url):
+    """`kill -9` of `knas worker` (OOM killer, a process manager's timeout): no Celery process outlives it."""
+    worker = start_worker("orphans", "--concurrency", "2")
+    store = Store(pg_url)
+    try:
+        wait_for_rows(store, {"orphans"}, timeout=120, procs=[worker])
+    finally:
+        store.dispose()
+    deadline = time.monotonic() + 30  # the main process and its two pool children
+    while len(descendants(worker.proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    below = descendants(worker.proc.pid)
+    assert len(below) >= 3, below
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait(timeout=10)
+    left = _wait_gone(below, 15)
+    assert not left, f"still running 15 s after the supervisor died: {left}\n{worker.output()[-2000:]}"
+
+
+def test_the_pipe_fallback_stops_a_child_whose_supervisor_died(tmp_path):
+    """Where prctl is unavailable, a watcher on a pipe SIGTERMs the child's group when the supervisor dies."""
+    code = ("import sys, time; from knas.cli.worker_cmd import start_child; "
+            "child = start_child([sys.executable, '-c', 'import time; time.sleep(120)'], {}, use_prctl=False); "
+            "print(child.pid, flush=True); time.sleep(120)")
+    supervisor = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                  cwd=Path(__file__).resolve().parents[2])
+    try:
+        child = int(supervisor.stdout.readline())
+        assert process_alive(child)
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+        assert not _wait_gone([child], 10), "the child outlived its supervisor"
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
