@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     max_candidates: int = Field(default=50_000, ge=1, description="largest candidate set a job may ask for")
     max_probe_batch: int = Field(default=1024, ge=1)
     max_epochs: int = Field(default=200, ge=1)
+    max_top_k: int = Field(default=50, ge=1, description="largest top_k a job may ask for")
+    max_training_epochs: int = Field(default=2400, ge=1, description=(
+        "training work per job: top_k x final.epochs + final.retrain_epochs (a user's own limit may be lower)"))
+    max_batch_size: int = Field(default=1024, ge=1, description="largest final.batch_size a job may ask for")
+    max_user_priority: int = Field(default=5, ge=0, le=9, description=(
+        "highest job priority a non-admin user may ask for (above it: admins only)"))
     visibility_timeout: int = Field(default=3600, ge=10, description="seconds before an unacked task is redelivered")
     lease_seconds: int = Field(default=600, ge=5, description="work with no progress for this long is re-enqueued")
     stall_timeout: int = Field(default=6 * 3600, ge=10, description="a job with no progress this long fails")

@@ -30,6 +30,7 @@ class User(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     max_jobs: Mapped[int | None] = mapped_column(Integer)  # concurrently active jobs; None = no limit
     max_candidates: Mapped[int | None] = mapped_column(Integer)  # per job; None = the server's KNAS_MAX_CANDIDATES
+    max_training_epochs: Mapped[int | None] = mapped_column(Integer)  # per job; None = KNAS_MAX_TRAINING_EPOCHS
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 

@@ -37,6 +37,7 @@ class Principal:
     admin: bool
     max_jobs: int | None
     max_candidates: int | None
+    max_training_epochs: int | None = None
 
 
 def new_token() -> str:
@@ -54,17 +55,18 @@ def check_name(name: str) -> str:
 
 
 def add_user(store: Store, name: str, admin: bool = False, max_jobs: int | None = None,
-             max_candidates: int | None = None) -> str:
+             max_candidates: int | None = None, max_training_epochs: int | None = None) -> str:
     """Create a user; return their token (the only time it exists in clear)."""
     check_name(name)
-    for value, flag in ((max_jobs, "--max-jobs"), (max_candidates, "--max-candidates")):
+    for value, flag in ((max_jobs, "--max-jobs"), (max_candidates, "--max-candidates"),
+                        (max_training_epochs, "--max-training-epochs")):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1")
     token = new_token()
     try:
         with store.session() as session:
             session.add(User(name=name, token_hash=hash_token(token), admin=admin, max_jobs=max_jobs,
-                             max_candidates=max_candidates))
+                             max_candidates=max_candidates, max_training_epochs=max_training_epochs))
     except IntegrityError:
         raise UserError(f"user {name!r} already exists (revoke it or pick another name)") from None
     return token
@@ -104,7 +106,7 @@ def authenticate(store: Store, token: str) -> tuple[Principal | None, bool]:
             return None, False
         if user.revoked_at is not None:
             return None, True
-        return Principal(user.name, user.admin, user.max_jobs, user.max_candidates), False
+        return Principal(user.name, user.admin, user.max_jobs, user.max_candidates, user.max_training_epochs), False
 
 
 def ensure_local_user(store: Store, home: Path) -> Path:

@@ -62,6 +62,16 @@ DATASETS: dict[str, DatasetEntry] = {e.name: e for e in (
 BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 
 
+# The keys of `proxy.options` each proxy reads. No proxy reads any today, so every key is refused (a 422)
+# rather than stored and echoed as if it changed something.
+PROXY_OPTIONS: dict[str, frozenset[str]] = {}
+
+
+def proxy_options(name: str) -> frozenset[str]:
+    """The option keys proxy `name` (canonical) accepts in a job's `proxy.options`."""
+    return PROXY_OPTIONS.get(name, frozenset())
+
+
 def proxy_name(name: str) -> str:
     """Canonical proxy name, or ValueError listing what exists."""
     name = PROXY_ALIASES.get(name, name)

@@ -54,6 +54,35 @@ def check_limits(spec: JobSpec, settings: Settings, user: Principal) -> None:
     if isinstance(spec.final, TrainStage) and spec.final.epochs > settings.max_epochs:
         raise invalid(("final", "epochs"), f"{spec.final.epochs} epochs is more than this server's limit of "
                                            f"{settings.max_epochs} (KNAS_MAX_EPOCHS)")
+    if spec.top_k > settings.max_top_k:
+        raise invalid(("top_k",), f"top_k={spec.top_k} is more than this server's limit of {settings.max_top_k} "
+                                  f"(KNAS_MAX_TOP_K)")
+    if isinstance(spec.final, TrainStage):
+        check_training(spec, spec.final, settings, user)
+    if spec.priority > settings.max_user_priority and not user.admin:
+        raise invalid(("priority",), f"priority {spec.priority} is for admins only; users may ask for at most "
+                                     f"{settings.max_user_priority} (KNAS_MAX_USER_PRIORITY)")
+
+
+def training_epochs(spec: JobSpec, final: TrainStage) -> int:
+    """A job's training work in epochs: every top-k candidate's training, plus the winner's retraining."""
+    return spec.top_k * final.epochs + final.retrain_epochs
+
+
+def check_training(spec: JobSpec, final: TrainStage, settings: Settings, user: Principal) -> None:
+    if final.batch_size is not None and final.batch_size > settings.max_batch_size:
+        raise invalid(("final", "batch_size"), f"batch size {final.batch_size} is larger than this server's limit "
+                                               f"of {settings.max_batch_size} (KNAS_MAX_BATCH_SIZE)")
+    work = training_epochs(spec, final)
+    how = (f"top_k {spec.top_k} x {final.epochs} epochs"
+           + (f" + {final.retrain_epochs} retraining epochs" if final.retrain_epochs else ""))
+    if user.max_training_epochs is not None and work > user.max_training_epochs:
+        raise invalid(("final", "epochs"), f"the job trains {work} epochs ({how}); your quota allows at most "
+                                           f"{user.max_training_epochs} per job (max-training-epochs of user "
+                                           f"{user.name!r})")
+    if work > settings.max_training_epochs:
+        raise invalid(("final", "epochs"), f"the job trains {work} epochs ({how}); this server allows at most "
+                                           f"{settings.max_training_epochs} per job (KNAS_MAX_TRAINING_EPOCHS)")
 
 
 def _spec_error(error: SpecError) -> RequestValidationError:

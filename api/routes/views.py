@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Sequence
 
-from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import and_, select
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlalchemy import and_, func, select
 
 from models import RETRAIN, Candidate, Job, Training
 
@@ -102,13 +102,21 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 
 @router.get("/{job_id}/trainings", response_model=TrainingsView, responses=NOT_FOUND)
-def trainings(job_id: JobIdDep, store: StoreDep) -> TrainingsView:
-    """The top-k's training curves (per-epoch metrics) and how well the proxy score ranked them so far."""
+def trainings(job_id: JobIdDep, store: StoreDep, response: Response,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+              offset: Annotated[int, Query(ge=0)] = 0) -> TrainingsView:
+    """The top-k's training curves (per-epoch metrics) and how well the proxy score ranked them so far.
+
+    Paged best rank first (`limit`, `offset`); `X-Total-Count` is the job's number of trainings, and
+    `n`/`kendall` are over this page."""
     with store.session() as session:
         rows = session.execute(
             select(Candidate, Training).join(Training, Training.candidate_id == Candidate.id)
             .where(Training.job_id == job_id).order_by(Candidate.rank.is_(None), Candidate.rank, Candidate.id)
+            .limit(limit).offset(offset)
         ).all()
+        response.headers["X-Total-Count"] = str(session.scalar(
+            select(func.count()).select_from(Training).where(Training.job_id == job_id)))
         data = [_training_view(candidate, training) for candidate, training in rows]
     points = [(t.score, t.valid_acc) for t in data
               if t.score is not None and t.valid_acc is not None and t.mode != RETRAIN]  # the top-k only

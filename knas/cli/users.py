@@ -16,12 +16,16 @@ def users() -> None:
 @click.option("--admin", is_flag=True, help="may see and cancel every user's jobs")
 @click.option("--max-jobs", type=int, default=None, help="active jobs at once (default: KNAS_USER_MAX_JOBS)")
 @click.option("--max-candidates", type=int, default=None, help="candidates per job (default: KNAS_MAX_CANDIDATES)")
+@click.option("--max-training-epochs", type=int, default=None,
+              help="training work per job, top_k x epochs + retrain epochs (default: KNAS_MAX_TRAINING_EPOCHS)")
 @user_errors
-def add(name: str, admin: bool, max_jobs: int | None, max_candidates: int | None) -> None:
+def add(name: str, admin: bool, max_jobs: int | None, max_candidates: int | None,
+        max_training_epochs: int | None) -> None:
     """Create a user and print their token (shown this once; only its hash is stored)."""
     from models.users import add_user
 
-    token = add_user(open_store(), name, admin=admin, max_jobs=max_jobs, max_candidates=max_candidates)
+    token = add_user(open_store(), name, admin=admin, max_jobs=max_jobs, max_candidates=max_candidates,
+                     max_training_epochs=max_training_epochs)
     click.echo(f"created user {name!r}{' (admin)' if admin else ''}; their token (shown only now):", err=True)
     click.echo(token)
 
@@ -46,6 +50,7 @@ def list_(as_json: bool) -> None:
     from models.users import list_users
 
     rows = [{"name": u.name, "admin": u.admin, "max_jobs": u.max_jobs, "max_candidates": u.max_candidates,
+             "max_training_epochs": u.max_training_epochs,
              "created_at": u.created_at.isoformat(timespec="seconds"),
              "revoked_at": u.revoked_at.isoformat(timespec="seconds") if u.revoked_at else None}
             for u in list_users(open_store())]
