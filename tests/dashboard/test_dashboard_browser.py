@@ -63,7 +63,8 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     job_id = browser.find(".job[data-id]").get_attribute("data-id")
     job = api_get(server, f"/v1/jobs/{job_id}").json()
     assert (job["n_candidates"], job["top_k"], job["spec"]["final"], job["spec"]["proxy"]["repeats"]) == (
-        n, top_k, {"mode": "train", "epochs": epochs, "batch_size": None, "lr": 0.1}, 2)
+        n, top_k, {"mode": "train", "epochs": epochs, "batch_size": None, "lr": 0.1, "keep_checkpoints": False,
+                   "retrain_epochs": 0}, 2)
     browser.screenshot("submitted")
 
     browser.wait_text("#progress-text", "100 %", timeout=540 if big else 180)
@@ -117,6 +118,18 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     saved = browser.downloads / f"knas-{job_id}-candidates.json"
     wait_until(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
     assert json.loads(saved.read_text()) == api_get(server, f"/v1/jobs/{job_id}/candidates?limit=10000").json()
+
+    # The winner as a model: the card's facts on the page, and the zip the API serves, saved from the button.
+    card = api_get(server, f"/v1/jobs/{job_id}/card").json()
+    browser.wait_text("#model-test-acc", f"{card['metrics']['test_acc']:.2f} %")
+    assert card["reproduce"] in browser.text("#model-card")
+    browser.find("#download-model").click()
+    saved = browser.downloads / f"knas-{job_id}-model.zip"
+    wait_until(lambda: saved.exists() and saved.stat().st_size == job["result"]["export"]["bytes"], 30,
+               what=f"download {saved.name}")
+    import zipfile
+
+    assert {"model.torchscript.pt", "model.onnx", "card.json"} <= set(zipfile.ZipFile(saved).namelist())
 
     # A candidate: click the best row; its arch, proxy scores, params and training curve.
     best = ranking[0]
