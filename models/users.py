@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .base import utcnow
 from .db import Store
@@ -90,6 +91,19 @@ def revoke_user(store: Store, name: str) -> bool:
             raise UserError(f"no user {name!r}")
         return session.execute(update(User).where(User.name == name, User.revoked_at.is_(None))
                                .values(revoked_at=utcnow())).rowcount == 1
+
+
+def lock_user(session: Session, name: str) -> None:
+    """Hold `name`'s row locked until `session`'s transaction ends, so per-user quota checks serialise.
+
+    PostgreSQL: SELECT ... FOR UPDATE on the row. SQLite has no row locks: a no-op UPDATE of the row
+    takes the database's write lock (what BEGIN IMMEDIATE would), which is held until commit/rollback.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(User).where(User.name == name).values(name=User.name)
+                        .execution_options(synchronize_session=False))
+    else:
+        session.execute(select(User.id).where(User.name == name).with_for_update())
 
 
 def list_users(store: Store) -> list[User]:

@@ -14,9 +14,10 @@ from knas.jobspec import JobSpec, TrainStage
 from knas.settings import Settings
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from models import ACTIVE_STATES, JOB_STATES, Job, Store
-from models.users import Principal
+from models.users import Principal, lock_user
 from models.queries import job_summary, list_jobs, ranked_candidates
 from worker.artifacts import artifacts_from_settings
 from worker.export import read_card
@@ -89,12 +90,16 @@ def _spec_error(error: SpecError) -> RequestValidationError:
     return invalid(error.field or (), str(error))
 
 
-def check_active_jobs(store: Store, settings: Settings, user: Principal) -> None:
-    """429 when the user already has their limit of active (queued or running) jobs."""
+def check_active_jobs(session: Session, settings: Settings, user: Principal) -> None:
+    """429 when the user already has their limit of active (queued or running) jobs.
+
+    Runs inside `create_job`'s transaction (its `guard`) with the user's row locked, so concurrent
+    submissions by one user are counted one after the other: the quota is exact.
+    """
     limit = user.max_jobs if user.max_jobs is not None else settings.user_max_jobs
-    with store.session() as session:
-        active = session.scalar(select(func.count()).select_from(Job)
-                                .where(Job.owner == user.name, Job.status.in_(ACTIVE_STATES)))
+    lock_user(session, user.name)
+    active = session.scalar(select(func.count()).select_from(Job)
+                            .where(Job.owner == user.name, Job.status.in_(ACTIVE_STATES)))
     if active >= limit:
         source = f"max-jobs of user {user.name!r}" if user.max_jobs is not None else "KNAS_USER_MAX_JOBS"
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
@@ -153,14 +158,11 @@ def submit_job(
     except SpecError as error:
         raise _spec_error(error) from None
     try:
-        check_active_jobs(store, settings, user)
-    except HTTPException:  # a concurrent twin with our key may have made the job that fills the quota
-        if (existing := _replayed(store, user, idempotency_key, spec)) is None:
-            raise
-        return _replay(response, store, existing)
-    try:
-        job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key)
-    except IntegrityError:  # the same key raced us: the other request created the job
+        job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key,
+                            guard=lambda session: check_active_jobs(session, settings, user))
+    except (HTTPException, IntegrityError):
+        # A 429: a concurrent twin with our key may have made the job that fills the quota.
+        # An IntegrityError: the same key raced us, and the other request created the job.
         if (existing := _replayed(store, user, idempotency_key, spec)) is None:
             raise
         return _replay(response, store, existing)
