@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -45,33 +45,50 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 class FailedAuthLimiter:
     """Failed authentications per client address in a sliding minute; over the limit -> 429.
 
-    Guessing tokens is hopeless (256 bits), but a client stuck in a loop with a stale token
-    should not cost a database lookup per request.
+    Only failures are limited: a request with a valid token is never refused, whatever else came
+    from its address (a login node or a NAT is shared). Memory is bounded: at most `max_clients`
+    addresses are remembered, the one that failed least recently is forgotten first. The address is
+    the TCP peer, or X-Forwarded-For's where uvicorn trusts the peer (KNAS_FORWARDED_ALLOW_IPS).
     """
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+    def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
+        self.per_minute, self.max_clients = per_minute, max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _recent(self, client: str, now: float) -> deque[float]:
-        window = self._failures[client]
+        window = self._failures.get(client)
+        if window is None:
+            return deque()
         while window and window[0] <= now - 60:
             window.popleft()
+        if not window:
+            del self._failures[client]
         return window
 
     def check(self, client: str) -> None:
+        """429 if `client` already failed `per_minute` times in the last minute."""
         with self._lock:
-            window = self._recent(client, time.monotonic())
+            now = time.monotonic()
+            window = self._recent(client, now)
             if len(window) >= self.per_minute:
-                retry = max(1, int(60 - (time.monotonic() - window[0])) + 1)
+                retry = max(1, int(60 - (now - window[0])) + 1)
                 raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                                     f"too many failed authentications from {client}; try again in {retry} s",
                                     headers={"Retry-After": str(retry)})
 
     def failed(self, client: str) -> None:
         with self._lock:
-            self._recent(client, time.monotonic()).append(time.monotonic())
+            now = time.monotonic()
+            window = self._recent(client, now)
+            window.append(now)
+            self._failures[client] = window
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `knas users add` (or HOME/token, embedded)")
@@ -83,14 +100,16 @@ def get_current_user(request: Request, store: StoreDep,
     """The caller, from `Authorization: Bearer <token>`: 401 without a valid one, 403 if revoked."""
     limiter: FailedAuthLimiter = request.app.state.auth_limiter
     client = request.client.host if request.client else "unknown"
-    limiter.check(client)
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        limiter.check(client)
         limiter.failed(client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "authentication required: send 'Authorization: Bearer <token>' "
                             "(tokens come from `knas users add`)", headers=UNAUTHENTICATED)
+    # The token first: a valid one is never refused because of failures from the same address.
     principal, revoked = authenticate(store, credentials.credentials)
     if principal is None:
+        limiter.check(client)
         limiter.failed(client)
         if revoked:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token has been revoked; ask an admin for a new one")

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app = FastAPI(title="knas", version=__version__, lifespan=lifespan,
                   description="Training-free neural architecture search (KNAS gradient kernel) as a service.")
     app.state.settings = settings
-    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute)
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute, settings.auth_limiter_clients)
     for router in (jobs.router, catalog.router, workers.router, views.router, views.me_router):  # /v1: a token on every route
         app.include_router(router, dependencies=[Depends(get_current_user)])
     for router in (health.router, metrics.router, dashboard.router):  # probes, and the dashboard's pages (no data)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(default=None, description="API token for client commands (else HOME/token)")
     user_max_jobs: int = Field(default=10, ge=1, description="active jobs per user unless the user has its own limit")
     auth_failures_per_minute: int = Field(default=20, ge=1, description="failed logins per client IP before 429")
+    auth_limiter_clients: int = Field(default=10_000, ge=1, description=(
+        "client addresses the failed-login limiter remembers (the oldest is forgotten first)"))
+    forwarded_allow_ips: str = Field(default="", description=(
+        "proxies whose X-Forwarded-For/-Proto headers are trusted (comma-separated IPs or '*'); default: none"))
     fanout_window: int = Field(default=2, ge=1, description="scoring chunks of one job in the queue at once (fair share)")
 
     @model_validator(mode="before")

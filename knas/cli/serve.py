@@ -33,7 +33,7 @@ def describe_mode(settings: Settings) -> str:
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def serve(host: str, port: int, log_level: str) -> None:
-    """Start the HTTP API (docs at /docs once it runs)."""
+    """Start the HTTP API (interactive docs at /docs on the embedded server; /openapi.json always)."""
     import uvicorn
 
     from api.main import create_app
@@ -41,4 +41,8 @@ def serve(host: str, port: int, log_level: str) -> None:
     settings = get_settings()
     click.echo(describe_mode(settings), err=True)
     # One process: the embedded queue is a thread of this process, so no --workers here.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    # X-Forwarded-For/-Proto are believed only from the proxies in KNAS_FORWARDED_ALLOW_IPS (default: none):
+    # uvicorn's own default trusts 127.0.0.1, so anyone on the server host could pick their client address.
+    trusted = settings.forwarded_allow_ips.strip()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)

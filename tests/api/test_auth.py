@@ -104,9 +104,53 @@ def test_failed_authentications_are_rate_limited_per_client(start_server, tmp_pa
     with httpx.Client(base_url=server.url, timeout=30) as http:
         codes = [http.get("/v1/jobs", headers={"Authorization": f"Bearer guess{i}"}).status_code for i in range(5)]
         assert codes == [401, 401, 401, 429, 429]
-        limited = http.get("/v1/jobs", headers=server.auth)  # this address is blocked for the minute
+        limited = http.get("/v1/jobs")  # no token at all is a failure too
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         assert "too many failed authentications" in limited.json()["detail"]
+
+
+def test_failures_from_an_address_never_lock_out_a_valid_token_from_it(start_server, tmp_path):
+    """A login node or a NAT: twenty bad tokens from one address, then a user with a good one from the same."""
+    server = start_server(KNAS_HOME=str(tmp_path / "home"))  # the default limit, 20 a minute
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        codes = [http.get("/v1/jobs", headers={"Authorization": f"Bearer stale{i}"}).status_code for i in range(21)]
+        assert codes == [401] * 20 + [429]
+        assert http.get("/v1/jobs", headers=server.auth).status_code == 200
+        assert http.get("/v1/jobs", headers={"Authorization": "Bearer stale"}).status_code == 429  # still limited
+
+
+def test_a_made_up_forwarded_address_does_not_reset_the_count(start_server, tmp_path):
+    """uvicorn believes X-Forwarded-For only from KNAS_FORWARDED_ALLOW_IPS (default none), not from 127.0.0.1."""
+    server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="3")
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        codes = [http.get("/v1/jobs", headers={"Authorization": f"Bearer guess{i}",
+                                               "X-Forwarded-For": f"10.0.{i}.{i}"}).status_code for i in range(6)]
+    assert codes == [401, 401, 401, 429, 429, 429]
+
+
+def test_a_listed_proxys_forwarded_address_is_believed(start_server, tmp_path):
+    server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="2",
+                          KNAS_FORWARDED_ALLOW_IPS="127.0.0.1")
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        def attempt(client: str) -> int:
+            return http.get("/v1/jobs", headers={"Authorization": "Bearer x", "X-Forwarded-For": client}).status_code
+
+        assert [attempt("10.1.1.1") for _ in range(3)] == [401, 401, 429]
+        assert attempt("10.2.2.2") == 401  # another client behind the proxy has its own count
+
+
+def test_the_limiter_remembers_a_bounded_number_of_addresses():
+    from api.deps import FailedAuthLimiter
+
+    limiter = FailedAuthLimiter(per_minute=2, max_clients=100)
+    for i in range(1000):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter) == 100
+    limiter.failed("10.0.3.231")  # among the newest 100: still counted (2 failures -> limited)
+    with pytest.raises(Exception) as limited:
+        limiter.check("10.0.3.231")
+    assert getattr(limited.value, "status_code", None) == 429
+    limiter.check("10.0.0.0")  # the oldest was forgotten
 
 
 def test_an_idempotency_key_replays_its_job_and_refuses_another_spec(embedded_server, make_spec):
