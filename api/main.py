@@ -60,11 +60,17 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
                 watchdog.stop()
             if queue is None:
                 job_queue.close()
+            app.state.health.close()
             store.dispose()
 
+    # Swagger UI and ReDoc load their scripts from a CDN; on the dashboard's origin, where the token lives in
+    # sessionStorage, that is someone else's code. Only the embedded (single local user) server serves them.
+    docs = settings.embedded
     app = FastAPI(title="knas", version=__version__, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   description="Training-free neural architecture search (KNAS gradient kernel) as a service.")
     app.state.settings = settings
+    app.state.health = health.HealthCheck(settings.broker_url)
     app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute, settings.auth_limiter_clients)
     for router in (jobs.router, catalog.router, workers.router, views.router, views.me_router):  # /v1: a token on every route
         app.include_router(router, dependencies=[Depends(get_current_user)])

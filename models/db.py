@@ -1,6 +1,7 @@
 """Engines, sessions and schema upgrades for SQLite (embedded) and PostgreSQL."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -12,12 +13,32 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create an SQLite store file owner-only: its directory (KNAS_HOME) 0700, the file 0600.
+
+    The store holds everyone's jobs and token hashes; SQLite itself would create it with the umask's
+    mode (usually world-readable). A store file we own that is group/world-accessible is tightened.
+    Its -wal/-shm files take the database file's mode.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return
+    path = Path(parsed.database).expanduser()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(info.st_mode & 0o700)
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine with per-backend defaults: WAL + FK checks on SQLite, a checked pool elsewhere."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -49,6 +70,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations: the only way the schema changes."""
     from alembic import command
 
+    private_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -136,7 +136,7 @@ def ensure_local_user(store: Store, home: Path) -> Path:
     with store.session() as session:
         exists = session.scalar(select(User.id).where(User.name == LOCAL_USER)) is not None
     token = rotate_token(store, LOCAL_USER) if exists else add_user(store, LOCAL_USER, admin=True)
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_text(token + "\n")

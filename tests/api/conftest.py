@@ -170,6 +170,12 @@ def pg_server(pg_url: str, tmp_path: Path, start_server):
     return start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url)
 
 
+@pytest.fixture
+def pg_server_with_broker(pg_url: str, redis_url: str, tmp_path: Path, start_server):
+    """The service as a lab runs it (API only: PostgreSQL store, Redis broker), with no worker."""
+    return start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url)
+
+
 def tiny_spec(n: int = 3, seed: int = 0, probe: int = 8, **overrides: Any) -> dict[str, Any]:
     """A job that finishes in seconds on 2 CPU cores: a few candidates, a small probe, no training."""
     return {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": n},
