@@ -181,8 +181,8 @@ def flops(arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32
 
 class MobileNetV2Space(SearchSpace):
     name = "mbv2"
-    description = (f"MobileNetV2-style macro space: 5 inverted-residual stages x (depth, width, expansion, kernel) "
-                   f"+ head width, {SIZE:,} archs (not enumerable)")
+    description = ("MobileNetV2-style macro space: 5 inverted-residual stages choosing depth, width, expansion, "
+                   "kernel 3/5/7, and the head's width; too big to enumerate")
     example = EXAMPLE
     enumerable = False
 
