@@ -1,6 +1,7 @@
 """The results store: SQLAlchemy 2 ORM classes and the session factory."""
 from .base import Base, new_id, utcnow
 from .db import Store, make_engine, upgrade
+from .states import OPEN_TRAINING_STATES, STARTED_STATES, CandidateState, JobState, TrainingState
 from .tables import (
     ACTIVE_STATES,
     CANDIDATE_STATES,
@@ -18,5 +19,6 @@ from .tables import (
 
 __all__ = [
     "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "RETRAIN", "TRAINING_STATES",
+    "OPEN_TRAINING_STATES", "STARTED_STATES", "CandidateState", "JobState", "TrainingState",
     "Base", "Candidate", "DatasetRecord", "Job", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
 ]

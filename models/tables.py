@@ -11,11 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, new_id, utcnow
 
-JOB_STATES = ("queued", "scoring", "ranking", "training", "succeeded", "failed", "cancelled")
-ACTIVE_STATES = ("queued", "scoring", "ranking", "training")
-FINAL_STATES = ("succeeded", "failed", "cancelled")
-CANDIDATE_STATES = ("pending", "scored", "failed")
-TRAINING_STATES = ("pending", "running", "done", "failed")
+from .states import (  # noqa: F401  (the store's names for them)
+    ACTIVE_STATES, CANDIDATE_STATES, FINAL_STATES, JOB_STATES, TRAINING_STATES, CandidateState, JobState,
+    TrainingState,
+)
 RETRAIN = "retrain"  # trainings.mode of the winner's retraining (final.retrain_epochs); top-k rows: train | benchmark
 
 

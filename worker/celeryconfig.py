@@ -5,16 +5,12 @@ from kombu import Queue
 
 from knas.settings import Settings
 
-# Task name -> queue. Queues are declared here and nowhere else; unknown queues are not created.
-TASK_ROUTES = {
-    "knas.start_job": {"queue": "score"},
-    "knas.score_chunk": {"queue": "score"},
-    "knas.rank": {"queue": "score"},
-    "knas.train_candidate": {"queue": "train"},
-    "knas.finalise": {"queue": "train"},
-    "knas.sweep": {"queue": "score"},
-}
-QUEUES = ("score", "train")
+from .flow import ROUTES, Task
+from .flow import Queue as KnasQueue
+
+# Task name -> queue, from worker/flow.py (where names are declared once); unknown queues are not created.
+TASK_ROUTES = {task.value: {"queue": queue.value} for task, queue in ROUTES.items()}
+QUEUES = tuple(q.value for q in KnasQueue)
 
 
 def celery_config(settings: Settings) -> dict:
@@ -40,5 +36,5 @@ def celery_config(settings: Settings) -> dict:
         "task_default_priority": 5,
         "worker_hijack_root_logger": False,
         # Workers sweep from their heartbeat thread; a `celery beat` is optional and safe alongside.
-        "beat_schedule": {"knas-sweep": {"task": "knas.sweep", "schedule": float(settings.sweep_interval)}},
+        "beat_schedule": {"knas-sweep": {"task": Task.SWEEP.value, "schedule": float(settings.sweep_interval)}},
     }

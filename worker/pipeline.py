@@ -610,23 +610,15 @@ def _candidate_summary(cand: Candidate, training: Training | None) -> dict[str, 
 
 def run_job(store: Store, runtime: Runtime, job_id: str, chunk_size: int = 25,
             on_progress: ProgressFn = _noop) -> str:
-    """Run every step of a job in this process (the embedded default). Returns the final status."""
+    """Run every step of a job in this process (the embedded default): the same messages the Celery
+    workers exchange (worker/flow.py), drained here in order. Returns the final status."""
+    from .flow import StepContext, drain, resume
     from .heartbeat import record
 
     record(store, runtime.worker_name, device=runtime.device)  # in-process runs are workers too
     try:
-        chunks = start_job(store, job_id, chunk_size)
-        on_progress("stage", {"job_id": job_id, "stage": "scoring"})
-        for chunk in chunks:
-            score_chunk(store, runtime, job_id, chunk, on_progress)
-        finish_scoring(store, job_id)
-        on_progress("stage", {"job_id": job_id, "stage": "ranking"})
-        for candidate_id in rank(store, job_id):
-            on_progress("stage", {"job_id": job_id, "stage": "training", "candidate_id": candidate_id})
-            train_candidate(store, runtime, job_id, candidate_id, on_progress)
-        for candidate_id in open_retraining(store, job_id):
-            on_progress("stage", {"job_id": job_id, "stage": "retraining", "candidate_id": candidate_id})
-            train_candidate(store, runtime, job_id, candidate_id, on_progress)
+        drain(resume(store, job_id, chunk_size), StepContext(store, runtime, chunk_size, window=None,
+                                                             on_progress=on_progress))
     except KeyboardInterrupt:
         cancel_job(store, job_id)
         raise

@@ -41,7 +41,9 @@ class CeleryQueue:
         self.app.config_from_object(celery_config(settings or get_settings()))
 
     def submit(self, job_id: str, priority: int = 0) -> None:
-        self.app.send_task("knas.start_job", args=[job_id], priority=broker_priority(priority))
+        from .flow import Task
+
+        self.app.send_task(Task.START_JOB.value, args=[job_id], priority=broker_priority(priority))
 
     def close(self) -> None:
         return None

@@ -40,14 +40,15 @@ from typing import Any, Callable
 
 from sqlalchemy import and_, or_, select, update
 
-from models import Candidate, Job, Store, Training, Worker, utcnow
+from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, utcnow
 
+from .flow import ChunkScored, Message, Task, follow_up, recover
 from .jobs import fail_job
 
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, list, int], Any]  # (task name, args, job priority 0..9)
-STARTED = ("scoring", "ranking", "training")
+STARTED = STARTED_STATES
 
 
 @dataclass
@@ -90,22 +91,22 @@ def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_
 
     now, report = now or utcnow(), report or SweepReport()
     cutoff = now - timedelta(seconds=lease_seconds)
-    for job_id, priority, updated_at, swept_at in _jobs(store, "scoring"):
+    for job_id, priority, updated_at, swept_at in _jobs(store, JobState.SCORING):
         try:
             with store.session() as session:
                 pending = session.scalars(select(Candidate.id).where(
-                    Candidate.job_id == job_id, Candidate.status == "pending").order_by(Candidate.id)).all()
+                    Candidate.job_id == job_id, Candidate.status == CandidateState.PENDING).order_by(Candidate.id)).all()
             if not pending:  # every score stored, but the chunk that stored the last one died before moving on
                 if finish_scoring(store, job_id):
                     report.moved_to_ranking.append(job_id)
-                    _send(enqueue, report, "knas.rank", [job_id], priority)
+                    _send(enqueue, report, follow_up(ChunkScored(job_id, finished=True)), priority)
                 continue
-            if not _idle(updated_at, swept_at, cutoff) or not _claim(store, job_id, "scoring", now, cutoff):
+            if not _idle(updated_at, swept_at, cutoff) or not _claim(store, job_id, JobState.SCORING, now, cutoff):
                 continue
             log.warning("job %s: no scoring progress since %s; re-dispatching its %d pending candidates",
                         job_id, updated_at, len(pending))
-            for chunk in redispatch(store, job_id, chunk_size, window):
-                _send(enqueue, report, "knas.score_chunk", [job_id, chunk], priority)
+            chunks = redispatch(store, job_id, chunk_size, window)
+            _send(enqueue, report, recover(job_id, JobState.SCORING, chunks=chunks), priority)
         except Exception as error:  # one broken job must not stop the sweep of the others
             _error(report, job_id, error)
     return report
@@ -123,7 +124,7 @@ def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, 
             select(Training.id, Training.job_id, Training.candidate_id, Training.attempts, Training.worker,
                    Job.priority)
             .join(Job, Job.id == Training.job_id)
-            .where(Job.status == "training", Training.status == "running", stale_heartbeat)
+            .where(Job.status == JobState.TRAINING, Training.status == TrainingState.RUNNING, stale_heartbeat)
             .order_by(Training.id)
         ).all()
     for training_id, job_id, candidate_id, attempts, worker, priority in rows:
@@ -131,16 +132,17 @@ def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, 
             with store.session() as session:
                 reset = session.execute(
                     update(Training)
-                    .where(Training.id == training_id, Training.status == "running",
+                    .where(Training.id == training_id, Training.status == TrainingState.RUNNING,
                            Training.attempts == attempts, stale_heartbeat)
-                    .values(status="pending")
+                    .values(status=TrainingState.PENDING)
                     .execution_options(synchronize_session=False)
                 ).rowcount
             if not reset:  # its worker beat in the meantime, or another sweep got there first
                 continue
             log.warning("training %s (job %s) lost its worker %s; re-enqueued", training_id, job_id, worker)
             report.reset_trainings.append(training_id)
-            _send(enqueue, report, "knas.train_candidate", [job_id, candidate_id], priority)
+            _send(enqueue, report, recover(job_id, JobState.TRAINING, pending_trainings=[candidate_id],
+                                           open_trainings=1), priority)
         except Exception as error:
             _error(report, job_id, error)
     return report
@@ -152,15 +154,16 @@ def requeue_stranded(store: Store, enqueue: Enqueue, lease_seconds: float, now: 
                      report: SweepReport | None = None) -> SweepReport:
     now, report = now or utcnow(), report or SweepReport()
     cutoff = now - timedelta(seconds=lease_seconds)
-    for status in ("queued", "ranking", "training"):
+    for status in (JobState.QUEUED, JobState.RANKING, JobState.TRAINING):
         for job_id, priority, updated_at, swept_at in _jobs(store, status):
             try:
-                if status == "training":
+                if status == JobState.TRAINING:
                     _requeue_training(store, enqueue, report, job_id, priority, updated_at, swept_at, now, cutoff)
                 elif _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, status, now, cutoff):
-                    task = "knas.start_job" if status == "queued" else "knas.rank"
-                    log.warning("job %s %s since %s; re-enqueueing %s", job_id, status, updated_at, task)
-                    _send(enqueue, report, task, [job_id], priority)
+                    messages = recover(job_id, status)
+                    log.warning("job %s %s since %s; re-enqueueing %s", job_id, status.value, updated_at,
+                                ", ".join(m.task.value for m in messages))
+                    _send(enqueue, report, messages, priority)
             except Exception as error:
                 _error(report, job_id, error)
     return report
@@ -169,19 +172,19 @@ def requeue_stranded(store: Store, enqueue: Enqueue, lease_seconds: float, now: 
 def _requeue_training(store, enqueue, report, job_id, priority, updated_at, swept_at, now, cutoff) -> None:
     with store.session() as session:
         open_rows = session.execute(select(Training.candidate_id, Training.status).where(
-            Training.job_id == job_id, Training.status.in_(("pending", "running"))).order_by(Training.candidate_id)).all()
+            Training.job_id == job_id, Training.status.in_(OPEN_TRAINING_STATES)).order_by(Training.candidate_id)).all()
     if not open_rows:  # every training ended, but `finalise` never ran (or its message was lost)
         if swept_at is None or swept_at < cutoff:
-            if _claim(store, job_id, "training", now, cutoff, need_idle=False):
-                _send(enqueue, report, "knas.finalise", [job_id], priority)
+            if _claim(store, job_id, JobState.TRAINING, now, cutoff, need_idle=False):
+                _send(enqueue, report, recover(job_id, JobState.TRAINING, open_trainings=0), priority)
         return
-    sent = {args[1] for task, args in report.enqueued if task == "knas.train_candidate" and args[0] == job_id}
-    pending = [cid for cid, status in open_rows if status == "pending" and cid not in sent]  # rule 2 sent those
-    if pending and _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, "training", now, cutoff):
+    sent = {args[1] for task, args in report.enqueued if task == Task.TRAIN and args[0] == job_id}
+    pending = [cid for cid, status in open_rows if status == TrainingState.PENDING and cid not in sent]  # rule 2 sent those
+    if pending and _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, JobState.TRAINING, now, cutoff):
         log.warning("job %s: no training progress since %s; re-enqueueing %d trainings", job_id, updated_at,
                     len(pending))
-        for candidate_id in pending:
-            _send(enqueue, report, "knas.train_candidate", [job_id, candidate_id], priority)
+        _send(enqueue, report, recover(job_id, JobState.TRAINING, pending_trainings=pending,
+                                       open_trainings=len(open_rows)), priority)
 
 
 # ---------------------------------------------------------------- rule 4: stalled jobs fail
@@ -213,7 +216,7 @@ def _last_worker(store: Store, job_id: str, status: str) -> str:
     """Who last worked on the job, and when that worker was last seen alive."""
     with store.session() as session:
         name = None
-        if status == "training":
+        if status == JobState.TRAINING:
             name = session.scalar(select(Training.worker).where(Training.job_id == job_id, Training.worker.is_not(None))
                                   .order_by(Training.heartbeat_at.desc().nulls_last(), Training.id.desc()).limit(1))
         if name is None:
@@ -254,9 +257,10 @@ def _claim(store: Store, job_id: str, status: str, now: datetime, cutoff: dateti
         ).rowcount == 1
 
 
-def _send(enqueue: Enqueue, report: SweepReport, task: str, args: list, priority: int) -> None:
-    enqueue(task, args, priority)
-    report.enqueued.append((task, args))
+def _send(enqueue: Enqueue, report: SweepReport, messages: list[Message], priority: int) -> None:
+    for message in messages:
+        enqueue(message.task.value, list(message.args), priority)
+        report.enqueued.append((message.task.value, list(message.args)))
 
 
 def _error(report: SweepReport, job_id: str, error: Exception) -> None:

@@ -1,10 +1,9 @@
-"""Celery tasks: thin wrappers that take ids and call the pipeline functions unchanged.
+"""Celery tasks: thin wrappers that run one step of the job's flow and send what follows it.
 
-Names are stable (`knas.<step>`); queues and routes are declared once, in worker/celeryconfig.py.
-Each step enqueues the next only after its own transaction committed:
-
-    start_job -> score_chunk x N -> (the chunk whose finish_scoring won) rank -> train_candidate x k
-    (each train_candidate ends with finalise; `knas.finalise` exists for the sweep)
+Task and queue names, the step each task runs and the messages that follow it live in
+worker/flow.py (shared with the in-process runner and the sweep); here is only the Celery side:
+the process context, delivery guarantees and retries. A step's follow-up messages are sent only
+after its own transaction committed.
 
 Delivery is at-least-once (acks_late, reject_on_worker_lost): a redelivered step is skipped by the
 pipeline's own status guards and conditional UPDATEs, and a lost message is made good by the sweep
@@ -29,8 +28,9 @@ from sqlalchemy import select
 from knas.settings import Settings, get_settings
 from models import Job, Store
 
-from . import heartbeat
+from . import flow, heartbeat
 from .celery_app import app
+from .flow import Message
 from .queue import broker_priority
 from .retry import call_with_retry, is_transient, retry_task
 from .runtime import Runtime
@@ -125,107 +125,56 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], tr
             heartbeat.clear_current_job(ctx.store, name, job_id)
 
 
-# ---------------------------------------------------------------- tasks
+# ---------------------------------------------------------------- tasks: run the step, send what follows
 
-@app.task(name="knas.start_job", bind=True, base=KnasTask)
+def _step(task: Task, message: Message, stage: str, track: bool = True) -> Any:
+    """Run the message's step (worker/flow.py), then send the messages that follow it."""
+
+    def step(ctx: Context) -> Any:
+        outcome = flow.run(message, flow.StepContext(ctx.store, ctx.runtime, ctx.settings.chunk_size,
+                                                     window=ctx.settings.fanout_window,
+                                                     lease_seconds=ctx.settings.lease_seconds))
+        after = flow.follow_up(outcome)
+        if after:
+            priority = _priority(ctx, message.job_id)
+            for follow in after:
+                enqueue(follow.task, list(follow.args), priority)
+        return outcome
+
+    return _run(task, message.job_id, stage, step, track=track)
+
+
+@app.task(name=flow.Task.START_JOB.value, bind=True, base=KnasTask)
 def start_job(self: Task, job_id: str) -> int:
     """queued -> scoring, then the first KNAS_FANOUT_WINDOW `score_chunk`s (each finished one sends the next)."""
-
-    def step(ctx: Context) -> int:
-        from . import pipeline
-
-        if pipeline.job_status(ctx.store, job_id) != "queued":
-            # Started already: this is a redelivery or a sweep duplicate. Fanning out again would
-            # duplicate every chunk; chunks lost from the first fan-out come back via the sweep.
-            return 0
-        chunks = pipeline.start_job(ctx.store, job_id, ctx.settings.chunk_size, window=ctx.settings.fanout_window)
-        priority = _priority(ctx, job_id)
-        for chunk in chunks:
-            enqueue("knas.score_chunk", [job_id, chunk], priority)
-        if not chunks and pipeline.finish_scoring(ctx.store, job_id):  # nothing to score at all
-            enqueue("knas.rank", [job_id], priority)
-        return len(chunks)
-
-    return _run(self, job_id, "start", step, track=False)
+    return len(_step(self, flow.Message(flow.Task.START_JOB, (job_id,)), "start", track=False).chunks)
 
 
-@app.task(name="knas.score_chunk", bind=True, base=KnasTask)
+@app.task(name=flow.Task.SCORE_CHUNK.value, bind=True, base=KnasTask)
 def score_chunk(self: Task, job_id: str, candidate_ids: list[int]) -> dict[str, int]:
-    """Score a chunk, then send the job's next chunk to the back of the queue (fair share).
-
-    The call whose finish_scoring moved the job to `ranking` enqueues `rank` instead.
-    """
-
-    def step(ctx: Context) -> dict[str, int]:
-        from . import pipeline
-
-        report = pipeline.score_chunk(ctx.store, ctx.runtime, job_id, [int(c) for c in candidate_ids])
-        if report.get("finished"):
-            enqueue("knas.rank", [job_id], _priority(ctx, job_id))
-        elif not report.get("cancelled"):
-            chunk = pipeline.next_chunk(ctx.store, job_id, ctx.settings.chunk_size)
-            if chunk:
-                enqueue("knas.score_chunk", [job_id, chunk], _priority(ctx, job_id))
-        return report
-
-    return _run(self, job_id, "scoring", step)
+    """Score a chunk, then send the job's next chunk to the back of the queue (fair share), or `rank`."""
+    return _step(self, flow.Message(flow.Task.SCORE_CHUNK, (job_id, candidate_ids)), "scoring").report
 
 
-@app.task(name="knas.rank", bind=True, base=KnasTask)
+@app.task(name=flow.Task.RANK.value, bind=True, base=KnasTask)
 def rank(self: Task, job_id: str) -> list[int]:
-    """Write ranks and enqueue one `train_candidate` per top-k candidate (on the train queue)."""
-
-    def step(ctx: Context) -> list[int]:
-        from . import pipeline
-
-        to_train = pipeline.rank(ctx.store, job_id)
-        priority = _priority(ctx, job_id)
-        for candidate_id in to_train:
-            enqueue("knas.train_candidate", [job_id, candidate_id], priority)
-        return to_train
-
-    return _run(self, job_id, "ranking", step, track=False)
+    """Write ranks and send one `train_candidate` per top-k candidate (on the train queue)."""
+    return _step(self, flow.Message(flow.Task.RANK, (job_id,)), "ranking", track=False).to_train
 
 
-@app.task(name="knas.train_candidate", bind=True, base=KnasTask)
+@app.task(name=flow.Task.TRAIN.value, bind=True, base=KnasTask)
 def train_candidate(self: Task, job_id: str, candidate_id: int) -> str:
     """Train one top-k candidate (claimed only if pending or its holder's heartbeat is stale)."""
-
-    def step(ctx: Context) -> str:
-        from . import pipeline
-
-        status = pipeline.train_candidate(ctx.store, ctx.runtime, job_id, int(candidate_id),
-                                          lease_seconds=ctx.settings.lease_seconds)
-        _send_retraining(ctx, job_id)
-        return status
-
-    return _run(self, job_id, "training", step)
+    return _step(self, flow.Message(flow.Task.TRAIN, (job_id, candidate_id)), "training").status
 
 
-@app.task(name="knas.finalise", bind=True, base=KnasTask)
+@app.task(name=flow.Task.FINALISE.value, bind=True, base=KnasTask)
 def finalise(self: Task, job_id: str) -> bool:
     """training -> succeeded once nothing is open (normally done by the last train_candidate)."""
-
-    def step(ctx: Context) -> bool:
-        from . import pipeline
-
-        done = pipeline.finalise(ctx.store, job_id, ctx.runtime)
-        _send_retraining(ctx, job_id)
-        return done
-
-    return _run(self, job_id, "finalise", step, track=False)
+    return _step(self, flow.Message(flow.Task.FINALISE, (job_id,)), "finalise", track=False).finalised
 
 
-def _send_retraining(ctx: Context, job_id: str) -> None:
-    """The winner's retraining (final.retrain_epochs), once finalise made its row; a duplicate message
-    is harmless (the claim is conditional), a lost one is re-sent by the sweep like any training."""
-    from . import pipeline
-
-    for candidate_id in pipeline.open_retraining(ctx.store, job_id):
-        enqueue("knas.train_candidate", [job_id, candidate_id], _priority(ctx, job_id))
-
-
-@app.task(name="knas.sweep", bind=True, base=KnasTask)
+@app.task(name=flow.Task.SWEEP.value, bind=True, base=KnasTask)
 def sweep(self: Task) -> dict[str, Any]:
     """Run the sweep once (every worker also runs it from its heartbeat thread)."""
     from .sweep import sweep_with_settings
