@@ -78,7 +78,7 @@ class Candidate(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     arch: Mapped[str] = mapped_column(String(160))
-    arch_index: Mapped[int] = mapped_column(Integer)
+    arch_index: Mapped[int] = mapped_column(BigInteger)  # mbv2's indices need 38 bits
     seed: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     score: Mapped[float | None] = mapped_column(Float)

@@ -171,7 +171,10 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
     spec = check_spec(spec, store=store)
     data = None if _builtin(spec.dataset) else registered_dataset(store, spec.dataset)
     space = get_space(spec.space)
-    archs = spec.resolve_archs()
+    try:  # a registered folder's shape decides params/FLOPs of the budget (constraints)
+        archs = spec.resolve_archs(**_shape(data)) if data else spec.resolve_archs()
+    except ValueError as error:
+        raise SpecError(str(error), ("constraints",)) from None
     with store.session() as session:
         if guard is not None:
             guard(session)
@@ -190,6 +193,12 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
         for start in range(0, len(rows), 5000):
             session.execute(Candidate.__table__.insert(), rows[start : start + 5000])
         return job.id
+
+
+def _shape(data: dict) -> dict:
+    summary = data["summary"]
+    size = summary["image_size"]
+    return {"num_classes": len(summary["classes"]), "in_shape": (summary["channels"], size, size)}
 
 
 def _builtin(name: str) -> bool:

@@ -30,6 +30,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('data', sa.JSON(), nullable=True))
+    with op.batch_alter_table('candidates', schema=None) as batch_op:  # mbv2's arch indices need 38 bits
+        batch_op.alter_column('arch_index', existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=False)
     with op.batch_alter_table('trainings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('artifact', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('checkpoint_epoch', sa.Integer(), nullable=True))
@@ -44,6 +46,8 @@ def downgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f('uq_trainings_candidate_id'), ['candidate_id'])
         batch_op.drop_column('checkpoint_epoch')
         batch_op.drop_column('artifact')
+    with op.batch_alter_table('candidates', schema=None) as batch_op:
+        batch_op.alter_column('arch_index', existing_type=sa.BigInteger(), type_=sa.Integer(), existing_nullable=False)
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_column('data')
     op.drop_table('datasets')
