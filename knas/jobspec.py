@@ -33,7 +33,30 @@ class ListedCandidates(_Spec):
     archs: list[str] = Field(min_length=1, description="arch strings of the space")
 
 
-CandidatesSpec = Annotated[Union[RandomCandidates, AllCandidates, ListedCandidates], Field(discriminator="strategy")]
+class EvolutionCandidates(_Spec):
+    """(μ + λ) evolution (scorer/evolution.py): generation 0 is `population` random archs within budget; each
+    generation then adds `children` new archs bred from the fittest scored so far, scored on the workers."""
+
+    strategy: Literal["evolution"] = "evolution"
+    population: int = Field(default=20, ge=2, le=10_000, description="generation 0's size, and the parents' pool")
+    generations: int = Field(default=5, ge=1, le=1_000, description="generations bred after generation 0")
+    children: int | None = Field(default=None, ge=1, le=10_000, description="new archs per generation "
+                                                                             "(default: population)")
+    tournament: int = Field(default=5, ge=2, le=1_000, description="a parent is the fittest of this many drawn")
+    crossover: float = Field(default=0.0, ge=0.0, le=1.0, description="chance a child crosses two parents first")
+    mutations: int = Field(default=1, ge=1, le=16, description="genes changed in every child")
+
+    @property
+    def per_generation(self) -> int:
+        return self.children if self.children is not None else self.population
+
+    @property
+    def total(self) -> int:
+        return self.population + self.generations * self.per_generation
+
+
+CandidatesSpec = Annotated[Union[RandomCandidates, AllCandidates, ListedCandidates, EvolutionCandidates],
+                           Field(discriminator="strategy")]
 
 
 class TrainStage(_Spec):
@@ -133,7 +156,10 @@ class JobSpec(_Spec):
             raise ValueError(f"{space.name} has no cost formula, so it takes no constraints")
         shape = _dataset_shape(info.data["dataset"])
         if shape is not None:
-            _resolve(space, info.data["candidates"], info.data["seed"], value, *shape)
+            candidates = info.data["candidates"]
+            if isinstance(candidates, EvolutionCandidates):
+                candidates = RandomCandidates(n=candidates.population)
+            _resolve(space, candidates, info.data["seed"], value, *shape)
         return value
 
     @model_validator(mode="after")
@@ -141,6 +167,14 @@ class JobSpec(_Spec):
         space = SPACES.get(self.space)
         if isinstance(self.candidates, RandomCandidates) and self.candidates.n > space.size:
             raise ValueError(f"candidates.n={self.candidates.n} is larger than {self.space}, which has {space.size} archs")
+        if isinstance(self.candidates, EvolutionCandidates):
+            if self.candidates.total > space.size:
+                raise ValueError(f"candidates: evolution would score {self.candidates.total} archs, more than "
+                                 f"{self.space} has ({space.size})")
+            try:
+                space.gene_sizes()
+            except NotImplementedError as error:
+                raise ValueError(f"candidates.strategy: {error}") from None
         if isinstance(self.candidates, ListedCandidates):
             seen = set()
             for position, arch in enumerate(self.candidates.archs):
@@ -170,6 +204,8 @@ class JobSpec(_Spec):
             return self.candidates.n
         if isinstance(self.candidates, ListedCandidates):
             return len(self.candidates.archs)
+        if isinstance(self.candidates, EvolutionCandidates):
+            return self.candidates.total  # generation 0 plus every generation's children
         if self.constraints.active and _dataset_shape(self.dataset) is not None:
             return len(self.resolve_archs())
         return SPACES.get(self.space).size
@@ -182,6 +218,9 @@ class JobSpec(_Spec):
         cannot give the candidates asked for raises ValueError naming `constraints`.
         """
         space = SPACES.get(self.space)
+        candidates = self.candidates
+        if isinstance(candidates, EvolutionCandidates):  # generation 0; later ones are bred from scores
+            candidates = RandomCandidates(n=candidates.population)
         if self.constraints.active:
             shape = _dataset_shape(self.dataset)
             if num_classes is None or in_shape is None:
@@ -190,11 +229,11 @@ class JobSpec(_Spec):
                                      f"pass its num_classes and in_shape to resolve_archs")
                 num_classes = shape[0] if num_classes is None else num_classes
                 in_shape = shape[1] if in_shape is None else in_shape
-            return list(_resolve(space, self.candidates, self.seed, self.constraints, num_classes, in_shape))
-        if isinstance(self.candidates, RandomCandidates):
-            return space.sample(self.seed, self.candidates.n)
-        if isinstance(self.candidates, ListedCandidates):
-            return [space.validate(a) for a in self.candidates.archs]
+            return list(_resolve(space, candidates, self.seed, self.constraints, num_classes, in_shape))
+        if isinstance(candidates, RandomCandidates):
+            return space.sample(self.seed, candidates.n)
+        if isinstance(candidates, ListedCandidates):
+            return [space.validate(a) for a in candidates.archs]
         return space.all()
 
 

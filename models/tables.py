@@ -63,6 +63,8 @@ class Job(Base):
     # A registered dataset's record as the job saw it (path, fingerprint, classes, normalisation):
     # workers on any node rebuild the data from this, and the exported model card cites it.
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Evolution jobs: the generation being scored (0 = the random population); None for other strategies.
+    generation: Mapped[int | None] = mapped_column(Integer)
 
     candidates: Mapped[list["Candidate"]] = relationship(back_populates="job", cascade="all, delete-orphan")
 
@@ -95,6 +97,9 @@ class Candidate(Base):
     scored_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Which scoring task holds it (fair share hands out a few chunks per job at a time); None = not sent yet.
     dispatch: Mapped[str | None] = mapped_column(String(36))
+    # Evolution jobs: the generation that bred it, and its parents' candidate ids (None in generation 0).
+    generation: Mapped[int | None] = mapped_column(Integer)
+    parents: Mapped[list[int] | None] = mapped_column(JSON)
 
     job: Mapped[Job] = relationship(back_populates="candidates")
     trainings: Mapped[list["Training"]] = relationship(back_populates="candidate", cascade="all, delete-orphan")

@@ -80,6 +80,7 @@ class ChunkScored:
     cancelled: bool = False
     next_chunk: list[int] = field(default_factory=list)  # the job's next chunk, handed out to this sender
     report: dict[str, int] = field(default_factory=dict)  # scored / skipped / failed counts
+    new_generation: list[list[int]] = field(default_factory=list)  # evolution: the bred generation's first chunks
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,10 @@ def _(outcome: Started) -> list[Message]:
 def _(outcome: ChunkScored) -> list[Message]:
     if outcome.finished:
         return [Message(Task.RANK, (outcome.job_id,))]
-    if outcome.cancelled or not outcome.next_chunk:
+    if outcome.cancelled:
         return []
-    return [Message(Task.SCORE_CHUNK, (outcome.job_id, outcome.next_chunk))]  # fair share: to the back of the queue
+    chunks = outcome.new_generation + ([outcome.next_chunk] if outcome.next_chunk else [])
+    return [Message(Task.SCORE_CHUNK, (outcome.job_id, chunk)) for chunk in chunks]  # fair share: to the back
 
 
 @follow_up.register
@@ -182,8 +184,9 @@ def run(message: Message, ctx: StepContext) -> Any:
     if task is Task.SCORE_CHUNK:
         report = pipeline.score_chunk(ctx.store, ctx.runtime, job_id, [int(c) for c in args[1]], progress)
         finished, cancelled = bool(report.get("finished")), bool(report.get("cancelled"))
-        nxt = [] if finished or cancelled else pipeline.next_chunk(ctx.store, job_id, ctx.chunk_size)
-        return ChunkScored(job_id, finished, cancelled, nxt, report)
+        bred = pipeline.hand_out(ctx.store, job_id, ctx.chunk_size, ctx.window) if report.get("bred") else []
+        nxt = [] if finished or cancelled or bred else pipeline.next_chunk(ctx.store, job_id, ctx.chunk_size)
+        return ChunkScored(job_id, finished, cancelled, nxt, report, bred)
     if task is Task.RANK:
         progress("stage", {"job_id": job_id, "stage": "ranking"})
         return Ranked(job_id, pipeline.rank(ctx.store, job_id))
@@ -218,6 +221,8 @@ def resume(store: Any, job_id: str, chunk_size: int) -> list[Message]:
     status = pipeline.job_status(store, job_id)
     if status == JobState.SCORING:
         chunks = pipeline.start_job(store, job_id, chunk_size)  # in-process: every pending candidate
+        if not chunks and pipeline.next_generation(store, job_id):  # evolution: a scored generation, unbred
+            chunks = pipeline.hand_out(store, job_id, chunk_size, None)
         if not chunks:
             return [Message(Task.RANK, (job_id,))] if pipeline.finish_scoring(store, job_id) else []
         return recover(job_id, status, chunks=chunks)

@@ -175,19 +175,21 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
         archs = spec.resolve_archs(**_shape(data)) if data else spec.resolve_archs()
     except ValueError as error:
         raise SpecError(str(error), ("constraints",)) from None
+    evolution = spec.candidates.strategy == "evolution"  # generation 0 now, the others bred from scores
     with store.session() as session:
         if guard is not None:
             guard(session)
         job = Job(
             owner=owner, status="queued", priority=spec.priority, spec=spec.model_dump(mode="json"),
             space=spec.space, dataset=spec.dataset, proxy=spec.proxy.name,
-            n_candidates=len(archs), top_k=spec.top_k, timings={}, idempotency_key=idempotency_key, data=data,
+            n_candidates=spec.candidate_count if evolution else len(archs), top_k=spec.top_k, timings={},
+            idempotency_key=idempotency_key, data=data, generation=0 if evolution else None,
         )
         session.add(job)
         session.flush()
         rows = [
             {"job_id": job.id, "arch": arch, "arch_index": space.index(arch),
-             "seed": candidate_seed(spec.seed, arch), "status": "pending"}
+             "seed": candidate_seed(spec.seed, arch), "status": "pending", "generation": 0 if evolution else None}
             for arch in archs
         ]
         for start in range(0, len(rows), 5000):

@@ -117,7 +117,8 @@ def score_chunk(
             Candidate.job_id == job_id, Candidate.id.in_(candidate_ids), Candidate.status == "pending"))
     if not any_pending:  # a redelivered or re-enqueued chunk that is already done: no probe batch needed
         report["skipped"] = len(candidate_ids)
-        report["finished"] = int(finish_scoring(store, job_id))
+        report["bred"] = next_generation(store, job_id)
+        report["finished"] = 0 if report["bred"] else int(finish_scoring(store, job_id))
         return report
     try:
         spec = runtime.dataset_for(spec, data)
@@ -158,7 +159,8 @@ def score_chunk(
             )
             _touch(session, job_id)
         on_progress("scored", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **values})
-    report["finished"] = int(finish_scoring(store, job_id))  # 1 only for the chunk that moved the job on
+    report["bred"] = next_generation(store, job_id)  # evolution: the chunk that completed a generation breeds
+    report["finished"] = 0 if report["bred"] else int(finish_scoring(store, job_id))  # 1 only for the chunk that moved the job on
     return report
 
 
@@ -180,13 +182,100 @@ def _touch(session, job_id: str) -> None:
 
 
 def finish_scoring(store: Store, job_id: str) -> bool:
-    """scoring -> ranking exactly once: when no candidate is pending any more."""
+    """scoring -> ranking exactly once: when no candidate is pending any more (evolution: in the last generation)."""
     pending = exists().where(Candidate.job_id == job_id, Candidate.status == "pending")
     with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is not None and job.generation is not None:
+            spec = JobSpec.model_validate(job.spec)
+            if job.generation < spec.candidates.generations:
+                return False  # generations are still to be bred (next_generation)
         moved = _transition(session, job_id, ["scoring"], "ranking", ~pending)
         if moved:
             _mark_stage(session, job_id, "scoring", "finished")
         return moved
+
+
+def next_generation(store: Store, job_id: str) -> int:
+    """Evolution: once a generation is scored, breed the next (exactly once); returns how many children.
+
+    One conditional UPDATE bumps `jobs.generation` only while nothing is pending, so of the chunks
+    that finish a generation at the same time one breeds; the children are inserted in that same
+    transaction, so a crash leaves either the old generation complete or the new one whole. The
+    children depend only on the scores and the seed, never on who scored what.
+    """
+    import random
+
+    from scorer.evolution import breed
+    from scorer.spaces import get_space
+
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.generation is None or job.status != "scoring":
+            return 0
+        spec = JobSpec.model_validate(job.spec)
+        evolution, generation = spec.candidates, job.generation
+        if generation >= evolution.generations:
+            return 0
+        pending = exists().where(Candidate.job_id == job_id, Candidate.status == "pending")
+        won = session.execute(update(Job).where(Job.id == job_id, Job.status == "scoring",
+                                                Job.generation == generation, ~pending)
+                              .values(generation=generation + 1, updated_at=utcnow())
+                              .execution_options(synchronize_session=False)).rowcount
+        if not won:
+            return 0
+        rows = session.execute(select(Candidate.id, Candidate.arch, Candidate.score, Candidate.scores)
+                               .where(Candidate.job_id == job_id, Candidate.status == "scored")
+                               .order_by(Candidate.id)).all()
+        fitness = _fitness(rows, spec.proxy.name)
+        ids = {row.arch: row.id for row in rows}
+        seen = set(session.scalars(select(Candidate.arch).where(Candidate.job_id == job_id)))
+        space = get_space(spec.space)
+        children = breed(space, fitness, seen, children=evolution.per_generation, population_size=evolution.population,
+                         tournament_size=evolution.tournament, crossover_rate=evolution.crossover,
+                         mutations=evolution.mutations, allowed=_budget(spec, job.data),
+                         rng=random.Random(f"knas-evolution:{spec.seed}:{generation + 1}"))
+        if not children:  # nothing new within reach: this was the last generation
+            session.execute(update(Job).where(Job.id == job_id).values(generation=evolution.generations))
+            log.warning("job %s: generation %d bred no new arch; scoring ends here", job_id, generation + 1)
+            return 0
+        session.execute(Candidate.__table__.insert(), [
+            {"job_id": job_id, "arch": child.arch, "arch_index": space.index(child.arch),
+             "seed": scorer.candidate_seed(spec.seed, child.arch), "status": "pending",
+             "generation": generation + 1, "parents": [ids[p] for p in child.parents]}
+            for child in children])
+        return len(children)
+
+
+def _fitness(rows, proxy_name: str) -> dict[str, float]:
+    """arch -> fitness: the proxy's score, or for a rank aggregate (the ensemble) its aggregate over
+    everything scored so far, recomputed each generation."""
+    components = scorer.get_proxy(proxy_name).components
+    if not components:
+        return {row.arch: row.score for row in rows if row.score is not None}
+    from scorer.proxies.ensemble import aggregate
+
+    usable = [row for row in rows if row.scores]
+    components = tuple(c for c in components if all(c in row.scores for row in usable))
+    values = aggregate({name: [row.scores[name] for row in usable] for name in components}) if usable else []
+    return {row.arch: value for row, value in zip(usable, values)}
+
+
+def _budget(spec: JobSpec, data: dict | None):
+    """Whether a bred arch is within the job's constraints (at the dataset's classes and input shape)."""
+    if not spec.constraints.active:
+        return lambda arch: True
+    from scorer import catalog
+    from scorer.spaces import get_space
+
+    if data:
+        summary = data["summary"]
+        num_classes, shape = len(summary["classes"]), (summary["channels"], summary["image_size"], summary["image_size"])
+    else:
+        entry = catalog.dataset_entry(spec.dataset)
+        num_classes, shape = entry.num_classes, tuple(entry.in_shape)
+    space = get_space(spec.space)
+    return lambda arch: spec.constraints.fits(*space.cost(arch, num_classes, shape))
 
 
 # ---------------------------------------------------------------- ranking

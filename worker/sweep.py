@@ -87,7 +87,7 @@ def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_
                     window: int | None = None, now: datetime | None = None,
                     report: SweepReport | None = None) -> SweepReport:
     """`window` chunks are handed out again (None: all pending), as `start_job` hands them out."""
-    from .pipeline import finish_scoring, redispatch  # the pipeline's own exactly-once transition
+    from .pipeline import finish_scoring, hand_out, next_generation, redispatch  # the pipeline's exactly-once steps
 
     now, report = now or utcnow(), report or SweepReport()
     cutoff = now - timedelta(seconds=lease_seconds)
@@ -97,7 +97,10 @@ def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_
                 pending = session.scalars(select(Candidate.id).where(
                     Candidate.job_id == job_id, Candidate.status == CandidateState.PENDING).order_by(Candidate.id)).all()
             if not pending:  # every score stored, but the chunk that stored the last one died before moving on
-                if finish_scoring(store, job_id):
+                if next_generation(store, job_id):  # evolution: breed what that chunk would have bred
+                    _send(enqueue, report, recover(job_id, JobState.SCORING,
+                                                   chunks=hand_out(store, job_id, chunk_size, window)), priority)
+                elif finish_scoring(store, job_id):
                     report.moved_to_ranking.append(job_id)
                     _send(enqueue, report, follow_up(ChunkScored(job_id, finished=True)), priority)
                 continue

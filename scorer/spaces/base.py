@@ -69,6 +69,19 @@ class SearchSpace(ABC):
         """
         raise NotImplementedError(f"{self.name} has no cost formula, so budgets cannot be applied to it")
 
+    # ------------------------------------------------------------ genes (evolutionary search)
+    # An arch as a tuple of choices, gene i one of `gene_sizes()[i]` options: mutation and crossover
+    # (scorer/evolution.py) work on genes, so they are written once for every space.
+
+    def gene_sizes(self) -> tuple[int, ...]:
+        raise NotImplementedError(f"{self.name} has no gene encoding, so it cannot be searched by evolution")
+
+    def genes(self, arch: str) -> tuple[int, ...]:
+        raise NotImplementedError(f"{self.name} has no gene encoding, so it cannot be searched by evolution")
+
+    def from_genes(self, genes: Sequence[int]) -> str:
+        raise NotImplementedError(f"{self.name} has no gene encoding, so it cannot be searched by evolution")
+
     def _check_index(self, index: int) -> None:
         if not isinstance(index, int) or not 0 <= index < self.size:
             raise InvalidArchError(f"{self.name} index must be an integer in [0, {self.size - 1}], got {index!r}")

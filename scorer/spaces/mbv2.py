@@ -230,6 +230,18 @@ class MobileNetV2Space(SearchSpace):
         stages = [tuple(rng.choice(_choices(s)[f]) for f in FIELDS) for s in range(len(STAGES))]
         return format_arch(stages, rng.choice(HEADS))
 
+    def gene_sizes(self) -> tuple[int, ...]:
+        return _RADICES  # per stage depth, width, expansion, kernel; then the head
+
+    def genes(self, arch: str) -> tuple[int, ...]:
+        stages, head = parse(arch)
+        out = [_choices(s)[f].index(v) for s, stage in enumerate(stages) for f, v in zip(FIELDS, stage)]
+        return (*out, HEADS.index(head))
+
+    def from_genes(self, genes: Sequence[int]) -> str:
+        stages = [tuple(_choices(s)[f][genes[4 * s + i]] for i, f in enumerate(FIELDS)) for s in range(len(STAGES))]
+        return format_arch(stages, HEADS[genes[-1]])
+
     def cheapest_arch(self) -> str:
         """Index 0: every field at its smallest choice; params and MACs only grow with each field."""
         return self.arch(0)

@@ -61,6 +61,15 @@ class NatsSizeSpace(SearchSpace):
             index = index * len(CHANNEL_CHOICES) + CHANNEL_CHOICES.index(c)
         return index
 
+    def gene_sizes(self) -> tuple[int, ...]:
+        return (len(CHANNEL_CHOICES),) * NUM_LAYERS
+
+    def genes(self, arch: str) -> tuple[int, ...]:
+        return tuple(CHANNEL_CHOICES.index(c) for c in parse_channels(arch))
+
+    def from_genes(self, genes: Sequence[int]) -> str:
+        return ":".join(str(CHANNEL_CHOICES[g]) for g in genes)
+
     def cost(self, arch: str, num_classes: int = 10, in_shape: Sequence[int] = (3, 32, 32)) -> tuple[int, int]:
         from .nats_cost import macro_net_cost
 

@@ -90,6 +90,15 @@ class NatsTopologySpace(SearchSpace):
     def index(self, arch: str) -> int:
         return self._indices[self.validate(arch)]
 
+    def gene_sizes(self) -> tuple[int, ...]:
+        return (len(OP_NAMES),) * len(EDGES)
+
+    def genes(self, arch: str) -> tuple[int, ...]:
+        return tuple(OP_NAMES.index(op) for op in arch_to_ops(arch))
+
+    def from_genes(self, genes: Sequence[int]) -> str:
+        return ops_to_arch([OP_NAMES[g] for g in genes])
+
     def _widths(self) -> list[int]:
         c, n = self.channels, self.cells_per_stage
         return [c] * n + [2 * c] * (n + 1) + [4 * c] * (n + 1)
