@@ -47,6 +47,8 @@ def check_name(name: str) -> str:
 def allowed(path: Path | str, roots: list[Path] | None) -> Path:
     """The folder, resolved; with `roots` (a server), it must lie inside one of them. None: anything goes
     (the local CLI on the embedded store, with no KNAS_DATA_DIR: the user reads their own files)."""
+    if "\x00" in str(path):
+        raise DatasetError("the path contains a NUL byte")
     if roots is None:
         resolved = Path(path).expanduser().resolve()
         if not resolved.is_dir():
@@ -54,7 +56,7 @@ def allowed(path: Path | str, roots: list[Path] | None) -> Path:
         return resolved
     try:
         return within_roots(Path(path).expanduser(), roots)
-    except ImageFolderError as error:
+    except (ImageFolderError, OSError, ValueError) as error:
         raise DatasetError(str(error)) from None
 
 
@@ -101,6 +103,8 @@ def job_record(row: DatasetRecord) -> dict[str, Any]:
 
 
 def find(store: Store, name: str) -> DatasetRecord | None:
+    if not NAME.match(name):
+        return None
     with store.session() as session:
         return session.scalar(select(DatasetRecord).where(DatasetRecord.name == name))
 
@@ -112,6 +116,8 @@ def list_registered(store: Store) -> list[dict[str, Any]]:
 
 def remove(store: Store, name: str) -> bool:
     """Forget a registration (the files stay; jobs keep the record they copied)."""
+    if not NAME.match(name):
+        return False
     with store.session() as session:
         row = session.scalar(select(DatasetRecord).where(DatasetRecord.name == name))
         if row is None:

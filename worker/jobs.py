@@ -145,8 +145,10 @@ def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path 
 
 def registered_dataset(store: Store, name: str) -> dict | None:
     """The job record (`jobs.data`) of the dataset registered as `name`, or None."""
-    from .datasets import find, job_record
+    from .datasets import NAME, find, job_record
 
+    if not isinstance(name, str) or not NAME.match(name):  # not a registrable name (NUL bytes, …): no lookup
+        return None
     row = find(store, name)
     return job_record(row) if row is not None else None
 

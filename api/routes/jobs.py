@@ -184,7 +184,7 @@ def get_jobs(
     status_: Annotated[Literal[JOB_STATES] | None, Query(alias="status")] = None,  # type: ignore[valid-type]
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JobsPublic:
     """Newest first. Users see their own jobs; admins see everyone's (filter with `owner`)."""
     if not user.admin:
@@ -208,7 +208,7 @@ def get_candidates(
     store: StoreDep,
     format: Literal["json", "csv"] = "json",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ):
     """Best first (rank 1 = highest score); unranked candidates (still pending, or failed) last."""
     with store.session() as session:

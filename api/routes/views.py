@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Sequence
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import and_, func, select
 
 from models import RETRAIN, Candidate, Job, Training
@@ -104,7 +104,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
 @router.get("/{job_id}/trainings", response_model=TrainingsView, responses=NOT_FOUND)
 def trainings(job_id: JobIdDep, store: StoreDep, response: Response,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> TrainingsView:
+              offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> TrainingsView:
     """The top-k's training curves (per-epoch metrics) and how well the proxy score ranked them so far.
 
     Paged best rank first (`limit`, `offset`); `X-Total-Count` is the job's number of trainings, and
@@ -125,7 +125,8 @@ def trainings(job_id: JobIdDep, store: StoreDep, response: Response,
 
 
 @router.get("/{job_id}/candidates/{candidate_id}", response_model=CandidateDetail, responses=NOT_FOUND)
-def candidate(job_id: JobIdDep, candidate_id: int, store: StoreDep) -> CandidateDetail:
+def candidate(job_id: JobIdDep, candidate_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+              store: StoreDep) -> CandidateDetail:
     """One candidate: every proxy score, parameters, cost, and its training curve if it was trained."""
     with store.session() as session:
         row = session.execute(

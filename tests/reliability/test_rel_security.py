@@ -155,7 +155,9 @@ def test_no_user_reaches_another_users_job_on_any_route(service):
                 crossed = intruder.request(method, template.format(job_id=own["id"], candidate_id=candidate))
                 assert crossed.status_code == 404, crossed.text
             allowed = owner.request(method, path)
-            assert allowed.status_code in (200, 202), (method, path, allowed.text)
+            # 409 "not yet" (the exported model of a job still running) reaches the job too: it names it
+            not_yet = allowed.status_code == 409 and job["id"] in allowed.json()["detail"]
+            assert allowed.status_code in (200, 202) or not_yet, (method, path, allowed.text)
     with service.client(alice) as http:
         assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"  # by alice, not mallory
 
