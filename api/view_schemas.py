@@ -59,6 +59,23 @@ class TrainingView(BaseModel):
     finished_at: datetime | None
 
 
+class GenerationStats(BaseModel):
+    generation: int
+    candidates: int = Field(description="candidates bred into (or drawn for, generation 0) this generation")
+    scored: int = Field(description="of them with a score")
+    best: float | None = Field(description="highest score in the generation (None until scored; for a rank "
+                                           "aggregate such as the ensemble, once the job is ranked)")
+    median: float | None
+
+
+class GenerationsView(BaseModel):
+    """Evolution jobs: fitness per generation (empty for other strategies)."""
+
+    proxy: str
+    current: int | None = Field(description="the generation being scored (None: not an evolution job)")
+    data: list[GenerationStats]
+
+
 class TrainingsView(BaseModel):
     data: list[TrainingView] = Field(description="the job's top-k trainings, best rank first")
     n: int = Field(description="trainings with an accuracy (the points of the score-vs-accuracy scatter)")

@@ -229,6 +229,8 @@ def next_generation(store: Store, job_id: str) -> int:
                                .order_by(Candidate.id)).all()
         fitness = _fitness(rows, spec.proxy.name)
         ids = {row.arch: row.id for row in rows}
+        if scorer.get_proxy(spec.proxy.name).components and fitness:  # the aggregate so far is the score shown
+            session.execute(update(Candidate), [{"id": ids[arch], "score": value} for arch, value in fitness.items()])
         seen = set(session.scalars(select(Candidate.arch).where(Candidate.job_id == job_id)))
         space = get_space(spec.space)
         children = breed(space, fitness, seen, children=evolution.per_generation, population_size=evolution.population,

@@ -6,6 +6,7 @@ small; the ranked table itself pages through `GET /v1/jobs/{id}/candidates`.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Annotated, Literal, Sequence
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -15,7 +16,9 @@ from models import RETRAIN, Candidate, Job, Training
 
 from ..deps import CurrentUser, JobIdDep, StoreDep
 from ..schemas import Problem
-from ..view_schemas import CandidateDetail, Histogram, HistogramBin, Me, TrainingsView, TrainingView
+from ..view_schemas import (
+    CandidateDetail, GenerationStats, GenerationsView, Histogram, HistogramBin, Me, TrainingsView, TrainingView,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["views"])
 me_router = APIRouter(prefix="/v1", tags=["views"])
@@ -75,6 +78,26 @@ def histogram(
     return Histogram(proxy=proxy, scale=used, bins=bin_scores(finite, bins, log=used == "log"), count=len(finite),
                      missing=total - len(finite), min=min(finite, default=None), max=max(finite, default=None),
                      threshold=threshold)
+
+
+@router.get("/{job_id}/generations", response_model=GenerationsView, responses=NOT_FOUND)
+def generations(job_id: JobIdDep, store: StoreDep) -> GenerationsView:
+    """Best and median score per generation of an evolution job (the job page plots them)."""
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        rows = session.execute(select(Candidate.generation, Candidate.score).where(
+            Candidate.job_id == job_id, Candidate.generation.is_not(None))).all()
+        proxy, current = job.proxy, job.generation
+    by_generation: dict[int, list[float | None]] = {}
+    for generation, score in rows:
+        by_generation.setdefault(generation, []).append(score)
+    data = []
+    for generation in sorted(by_generation):
+        scores = sorted(v for v in by_generation[generation] if v is not None and math.isfinite(v))
+        data.append(GenerationStats(generation=generation, candidates=len(by_generation[generation]),
+                                    scored=len(scores), best=scores[-1] if scores else None,
+                                    median=statistics.median(scores) if scores else None))
+    return GenerationsView(proxy=proxy, current=current, data=data)
 
 
 def _training_view(candidate: Candidate, training: Training) -> TrainingView:

@@ -255,3 +255,34 @@ def test_workers_page_shows_device_job_and_heartbeat(dashboard_server, open_brow
     browser.screenshot("workers")
     busy.find_element("css selector", "a").click()
     assert browser.find(".job[data-id]").get_attribute("data-id") == job_id
+
+
+def test_an_evolution_job_from_the_form_plots_fitness_per_generation(dashboard_server, open_browser):
+    server = dashboard_server
+    browser = open_browser(server, "evolution")
+    browser.open("/")
+    browser.login(server.token)
+    browser.find("#new-job-link").click()
+    choose(browser, "#f-dataset", "digits")
+    choose(browser, "#f-proxy", "mgm")
+    choose(browser, "#f-strategy", "evolution")
+    fill(browser, "#f-n", 4)
+    fill(browser, "#f-generations", 2)
+    fill(browser, "#f-children", 3)
+    fill(browser, "#f-probe", 8)
+    fill(browser, "#f-topk", 1)
+    choose(browser, "#f-final", "none")
+    fill(browser, "#f-seed", 5)
+    browser.find("#submit-job").click()
+    job_id = browser.find(".job[data-id]").get_attribute("data-id")
+    job = api_get(server, f"/v1/jobs/{job_id}").json()
+    assert job["spec"]["candidates"]["strategy"] == "evolution" and job["n_candidates"] == 10
+    browser.wait_text("#job-status", "succeeded", timeout=180)
+    generations = api_get(server, f"/v1/jobs/{job_id}/generations").json()
+    assert [g["generation"] for g in generations["data"]] == [0, 1, 2]
+    assert [g["candidates"] for g in generations["data"]] == [4, 3, 3]
+    browser.find("#generations svg")
+    wait_until(lambda: len(browser.all("#generations svg g.series.best circle.marker")) == 3, 30,
+               what="one best-fitness marker per generation")
+    assert len(browser.all("#generations svg g.series.median circle.marker")) == 3
+    browser.screenshot("evolution", full_page=True)

@@ -390,7 +390,11 @@ async function newJobPage(current) {
     field("Search space", select("f-space", spaces, "nats-tss")),
     field("Dataset", select("f-dataset", present, "digits"), "datasets whose files are on this server"),
     field("Proxy", select("f-proxy", proxies, "ensemble")),
-    field("Random candidates", number("f-n", 50, 1, 1000000)),
+    field("Candidates", h("select", { id: "f-strategy" }, [["random", "random sample"], ["evolution", "evolution"]]
+      .map(([v, t]) => h("option", { value: v }, t))), "evolution breeds generations from the fittest"),
+    field("Random candidates", number("f-n", 50, 1, 1000000), "random: how many; evolution: generation 0"),
+    field("Generations", number("f-generations", 5, 1, 1000), "evolution only: generations bred after the first"),
+    field("Children", number("f-children", 20, 1, 10000), "evolution only: new archs per generation"),
     field("Probe batch", number("f-probe", 64, 1, 4096), "samples each candidate is scored on"),
     field("Repeats", number("f-repeats", 1, 1, 8), "scores per candidate (own batch and init); ranks by the mean"),
     field("Top-k", number("f-topk", 5, 0, 1000), "candidates passed to the final stage"),
@@ -408,7 +412,10 @@ async function newJobPage(current) {
     const mode = final.value;
     const spec = {
       space: value("f-space"), dataset: value("f-dataset"),
-      candidates: { strategy: "random", n: Number(value("f-n")) },
+      candidates: value("f-strategy") === "evolution"
+        ? { strategy: "evolution", population: Number(value("f-n")), generations: Number(value("f-generations")),
+            children: Number(value("f-children")) }
+        : { strategy: "random", n: Number(value("f-n")) },
       proxy: { name: value("f-proxy"), batch_size: Number(value("f-probe")), repeats: Number(value("f-repeats")) },
       top_k: Number(value("f-topk")), seed: Number(value("f-seed")), priority: Number(value("f-priority")),
       final: mode === "train" ? { mode, epochs: Number(epochs.value) } : { mode },
@@ -439,7 +446,9 @@ async function jobPage(current, jobId) {
     result: h("div", { id: "result" }), histogram: h("div", { id: "histogram", class: "plot" }),
     curves: h("div", { id: "curves", class: "plot" }), scatter: h("div", { id: "scatter", class: "plot" }),
     candidates: h("div", { id: "candidates" }), actions: h("div", { class: "row actions" }),
+    generations: h("div", { id: "generations", class: "plot" }),
   };
+  const evolution = job.spec.candidates && job.spec.candidates.strategy === "evolution";
   const cancel = h("button", { id: "cancel-button", type: "button", class: "danger" }, "Cancel job");
   const actionError = h("span", { id: "action-error", class: "error-text", role: "alert" });
   cancel.addEventListener("click", async () => {
@@ -470,6 +479,7 @@ async function jobPage(current, jobId) {
     h("div", { class: "grid two" },
       h("div", { class: "card" }, h("h2", {}, "Proxy scores"), view.histogram),
       h("div", { class: "card" }, h("h2", {}, "Score vs trained accuracy"), view.scatter)),
+    evolution ? h("div", { class: "card" }, h("h2", {}, "Fitness per generation"), view.generations) : null,
     h("div", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Top-k training curves"),
       h("span", { class: "spacer" }), metric), view.curves),
     h("div", { class: "card" }, h("h2", {}, "Ranked candidates"), view.candidates)));
@@ -504,6 +514,7 @@ async function jobPage(current, jobId) {
       trainings = trained;
       if (!current.alive) return false;
       drawHistogram(view.histogram, histogram);
+      if (evolution) drawGenerations(view.generations, await request(`/v1/jobs/${job.id}/generations`));
       drawCurves(view.curves, trainings, metric.value);
       drawScatter(view.scatter, trainings);
       await table.load();
@@ -760,6 +771,27 @@ function drawCurves(el, trainings, metric) {
     const swatch = h("span", { class: "swatch" });
     swatch.style.background = color;
     legend.append(h("li", {}, swatch, `#${t.rank} · index ${t.arch_index} · ${t.status}`));
+  });
+  fill(el, frame.root, legend);
+}
+
+function drawGenerations(el, view) {
+  const points = view.data.filter((g) => g.best !== null);
+  if (!points.length) return placeholder(el, "Appears once a generation is scored (for the ensemble: once it is bred from).");
+  const ys = points.flatMap((g) => [g.best, g.median]);
+  const last = Math.max(...points.map((g) => g.generation));
+  const frame = plotFrame({ x: [-0.3, last + 0.3], y: padded([Math.min(...ys), Math.max(...ys)]), xLabel: "generation",
+                            yLabel: `${view.proxy} score`, wide: true,
+                            xTicks: niceTicks(0, Math.max(last, 1), Math.min(last + 1, 8)).filter((t) => Number.isInteger(t)) });
+  const legend = h("ul", { class: "legend" });
+  [["best", COLORS[0]], ["median", COLORS[1]]].forEach(([key, color]) => {
+    const d = points.map((g, j) => `${j ? "L" : "M"}${frame.sx(g.generation).toFixed(1)},${frame.sy(g[key]).toFixed(1)}`).join("");
+    frame.root.append(svg("g", { class: `series ${key}` }, svg("path", { class: "curve", d, stroke: color }),
+      points.map((g) => svg("circle", { class: "marker", cx: frame.sx(g.generation), cy: frame.sy(g[key]), r: 3.5, fill: color },
+        svg("title", {}, `generation ${g.generation}: ${key} ${num(g[key])} (${g.scored} of ${g.candidates} scored)`)))));
+    const swatch = h("span", { class: "swatch" });
+    swatch.style.background = color;
+    legend.append(h("li", {}, swatch, key));
   });
   fill(el, frame.root, legend);
 }
