@@ -655,7 +655,7 @@ def check_job(store, job_id: str, *, require_all_scored: bool | None = None) -> 
         require_all_scored = job.status == "succeeded"
     lost = len(expected - stored) + (sum(1 for r in rows if r.status != "scored" or r.score is None)
                                      if require_all_scored else 0)
-    per_candidate = Counter(t.candidate_id for t in trainings)
+    per_candidate = Counter((t.candidate_id, t.mode) for t in trainings)  # the winner may also have a retraining
     duplicates = (len(archs) - len(stored)) + sum(c - 1 for c in per_candidate.values())
     for t in trainings:
         epochs = [e.get("epoch") for e in (t.epochs or [])]

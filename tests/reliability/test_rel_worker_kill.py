@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from models import Candidate, Training, Worker
 from reliability_harness import LEDGER, StateWatch, assert_complete, check_job, tiny_spec, wait_for
@@ -140,3 +140,56 @@ def test_a_training_epoch_longer_than_the_lease_is_not_taken_over(stack):
     assert training.epochs[0]["seconds"] > 5, "the epoch was not longer than the lease; the test proves nothing"
     assert training.attempts == 1, f"taken over {training.attempts - 1} times\n{s.logs()}"
     assert not any("taken over" in w.output() for w in workers)
+
+
+def test_a_worker_killed_mid_generation_loses_nothing_and_repeats_nothing(stack, tmp_path):
+    """Evolution: the node dies while a bred generation is being scored; the restarted node finishes the
+    job, and the job holds exactly the candidates (and generations) an uninterrupted in-process run breeds."""
+    from models import Job, Store
+    from worker import pipeline
+    from worker.runtime import Runtime
+    from knas.jobspec import JobSpec
+
+    spec = tiny_spec(6, seed=105, proxy="synflow", probe=16)
+    spec["candidates"] = {"strategy": "evolution", "population": 6, "generations": 3, "children": 4,
+                          "tournament": 3, "crossover": 0.5}
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count: the same scores, so the same parents
+    local = Store(f"sqlite:///{tmp_path / 'local.db'}")
+    try:
+        reference = pipeline.create_job(local, JobSpec.model_validate(spec))
+        assert pipeline.run_job(local, Runtime(device="cpu", worker_name="local"), reference, chunk_size=2) == "succeeded"
+    finally:
+        torch.set_num_threads(threads)
+    with local.session() as session:
+        expected = sorted(session.execute(select(Candidate.arch, Candidate.generation)
+                                          .where(Candidate.job_id == reference)).all())
+
+    s = stack()
+    a = s.start_worker("wa")
+    s.wait_ready(a)
+    job = s.create_job(spec)
+    with StateWatch(s.db_url, [job]) as watch:
+        def inside_generation_one() -> bool:
+            with s.store.session() as session:
+                generation = session.scalar(select(Job.generation).where(Job.id == job))
+                scored = session.scalar(select(func.count()).select_from(Candidate).where(
+                    Candidate.job_id == job, Candidate.generation == 1, Candidate.status == "scored"))
+            return generation == 1 and scored >= 1 and s.progress(job)["pending"] >= 1
+
+        wait_for(inside_generation_one, 90, "generation 1 half scored", interval=0.02, context=s.logs)
+        s.kill_worker(a, "worker SIGKILL mid-generation")
+        restarted = s.start_worker("wa")
+        s.wait_ready(restarted)
+        assert s.wait_done(job, 180) == "succeeded"
+    check = check_job(s.store, job)
+    with s.store.session() as session:
+        got = sorted(session.execute(select(Candidate.arch, Candidate.generation).where(Candidate.job_id == job)).all())
+        parents = session.scalars(select(Candidate.parents).where(Candidate.job_id == job,
+                                                                  Candidate.generation > 0)).all()
+    assert got == expected  # nothing lost, nothing bred twice, the same children as without the crash
+    assert len(got) == 18 and len(set(a for a, _ in got)) == 18 and all(parents)
+    assert check.lost == 0 and check.duplicates == 0 and watch.seen[job][-1] == "succeeded"
+    local.dispose()
