@@ -64,6 +64,9 @@ def reproduce_command(spec: JobSpec, dataset: str) -> str:
         words += ["--candidates", str(candidates.n)]
     elif candidates.strategy == "all":
         words += ["--all"]
+    elif candidates.strategy == "evolution":
+        words += ["--candidates", str(candidates.population), "--generations", str(candidates.generations),
+                  "--children", str(candidates.per_generation)]
     else:
         for arch in candidates.archs:
             words += ["--arch", arch]
@@ -73,6 +76,10 @@ def reproduce_command(spec: JobSpec, dataset: str) -> str:
         words += ["--epochs", str(spec.final.epochs), "--lr", str(spec.final.lr)]
         if spec.final.batch_size:
             words += ["--batch-size", str(spec.final.batch_size)]
+    if spec.constraints.max_params is not None:
+        words += ["--max-params", str(spec.constraints.max_params)]
+    if spec.constraints.max_flops is not None:
+        words += ["--max-flops", str(spec.constraints.max_flops)]
     words += ["--seed", str(spec.seed)]
     return shlex.join(words)
 

@@ -22,6 +22,10 @@ def spec_options(fn):
                           "an image folder path (registered on the fly)"),
         click.option("--candidates", "n", type=int, default=100, show_default=True, help="random candidates"),
         click.option("--all", "all_archs", is_flag=True, help="score every arch of the space"),
+        click.option("--generations", type=click.IntRange(0, 1000), default=0, show_default=True,
+                     help="evolution: breed this many generations from the fittest (--candidates is generation 0)"),
+        click.option("--children", type=click.IntRange(1, 10_000), default=None,
+                     help="evolution: new archs per generation (default: --candidates)"),
         click.option("--arch", "archs", multiple=True, help="score these archs (repeatable) instead of sampling"),
         click.option("--proxy", default="ensemble", show_default=True,
                      help="zero-cost proxy (see `knas proxies`); mgm = the KNAS gradient kernel"),
@@ -52,11 +56,14 @@ def spec_options(fn):
 def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority,
                repeats: int = 1, lr: float = 0.1, batch_size: int | None = None,
                keep_checkpoints: bool = False, max_params: int | None = None,
-               max_flops: int | None = None) -> JobSpec:
+               max_flops: int | None = None,
+               generations: int = 0, children: int | None = None) -> JobSpec:
     if archs:
         candidates: dict[str, Any] = {"strategy": "list", "archs": list(archs)}
     elif all_archs:
         candidates = {"strategy": "all"}
+    elif generations:
+        candidates = {"strategy": "evolution", "population": n, "generations": generations, "children": children}
     else:
         candidates = {"strategy": "random", "n": n}
     final_stage: dict[str, Any] = {"mode": final}
