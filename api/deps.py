@@ -7,6 +7,7 @@ jobs the caller may see (another user's job is a 404, as if it did not exist).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -19,9 +20,10 @@ from sqlalchemy import select
 
 from knas.settings import Settings
 from models import Job, Store
-from models.users import Principal, authenticate
+from models.users import Principal, authenticate, hash_token
 from worker.queue import JobQueue
 
+log = logging.getLogger(__name__)
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
@@ -91,6 +93,83 @@ class FailedAuthLimiter:
         return len(self._failures)
 
 
+class SharedAuthLimiter:
+    """The same limit, counted in Redis, so every API process (`knas serve --workers N`) sees every failure.
+
+    A moving window of the `limits` library: the failures of the last 60 s, whichever process saw them.
+    Keys expire with their window, so Redis holds only addresses that failed in the last minute. If
+    Redis cannot be reached the limiter lets the request through (it was failing anyway) and logs it.
+    """
+
+    def __init__(self, per_minute: int, storage_url: str) -> None:
+        from limits import RateLimitItemPerMinute
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.per_minute = per_minute
+        self._item = RateLimitItemPerMinute(per_minute, namespace="knas-auth-failures")
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+
+    def check(self, client: str) -> None:
+        try:
+            allowed = self._limiter.test(self._item, client)
+            reset = self._limiter.get_window_stats(self._item, client).reset_time if not allowed else 0
+        except Exception as error:  # noqa: BLE001 - Redis down: fail open, the request is refused anyway
+            log.warning("failed-login limiter: Redis unavailable (%s); not limiting", error)
+            return
+        if not allowed:
+            retry = max(1, int(reset - time.time()) + 1)
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                                f"too many failed authentications from {client}; try again in {retry} s",
+                                headers={"Retry-After": str(retry)})
+
+    def failed(self, client: str) -> None:
+        try:
+            self._limiter.hit(self._item, client)
+        except Exception as error:  # noqa: BLE001
+            log.warning("failed-login limiter: Redis unavailable (%s); failure not counted", error)
+
+
+def make_auth_limiter(settings: Settings) -> FailedAuthLimiter | SharedAuthLimiter:
+    """Redis (shared by every API process) when the broker is Redis; else this process's bounded memory."""
+    url = settings.broker_url or ""
+    if url.startswith(("redis://", "rediss://")):
+        return SharedAuthLimiter(settings.auth_failures_per_minute, url)
+    return FailedAuthLimiter(settings.auth_failures_per_minute, settings.auth_limiter_clients)
+
+
+class AuthCache:
+    """Principals of recently seen tokens, keyed by the token's SHA-256, for `ttl` seconds.
+
+    Bounded (`maxsize` tokens, least recently used out first) and per process: a revoked or rotated
+    token keeps working for at most `ttl` seconds on each API process, since nothing is shared.
+    Only successful look-ups are kept; an unknown or revoked token is looked up every time.
+    """
+
+    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+        from cachetools import TTLCache
+
+        self.ttl = ttl
+        self._cache: TTLCache | None = TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 else None
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Principal | None:
+        if self._cache is None:
+            return None
+        with self._lock:
+            return self._cache.get(digest)
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache[digest] = principal
+
+    def clear(self) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache.clear()
+
+
 _bearer = HTTPBearer(auto_error=False, description="an API token from `knas users add` (or HOME/token, embedded)")
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
@@ -98,7 +177,7 @@ UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 def get_current_user(request: Request, store: StoreDep,
                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """The caller, from `Authorization: Bearer <token>`: 401 without a valid one, 403 if revoked."""
-    limiter: FailedAuthLimiter = request.app.state.auth_limiter
+    limiter: FailedAuthLimiter | SharedAuthLimiter = request.app.state.auth_limiter
     client = request.client.host if request.client else "unknown"
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         limiter.check(client)
@@ -107,8 +186,15 @@ def get_current_user(request: Request, store: StoreDep,
                             "authentication required: send 'Authorization: Bearer <token>' "
                             "(tokens come from `knas users add`)", headers=UNAUTHENTICATED)
     # The token first: a valid one is never refused because of failures from the same address.
+    cache: AuthCache = request.app.state.auth_cache
+    digest = hash_token(credentials.credentials)
+    principal = cache.get(digest)
+    if principal is not None:
+        return principal
     principal, revoked = authenticate(store, credentials.credentials)
-    if principal is None:
+    if principal is not None:
+        cache.put(digest, principal)
+    else:
         limiter.check(client)
         limiter.failed(client)
         if revoked:

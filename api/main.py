@@ -25,7 +25,7 @@ from scorer import __version__
 from worker.heartbeat import StallWatchdog
 from worker.queue import JobQueue, LocalQueue, make_queue
 
-from .deps import FailedAuthLimiter, get_current_user
+from .deps import AuthCache, get_current_user, make_auth_limiter
 from .routes import catalog, dashboard, health, jobs, metrics, views, workers
 
 log = logging.getLogger("knas.api")
@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
                   description="Training-free neural architecture search (KNAS gradient kernel) as a service.")
     app.state.settings = settings
     app.state.health = health.HealthCheck(settings.broker_url)
-    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute, settings.auth_limiter_clients)
+    app.state.auth_limiter = make_auth_limiter(settings)  # in Redis when the broker is: shared by API processes
+    app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     for router in (jobs.router, catalog.router, workers.router, views.router, views.me_router):  # /v1: a token on every route
         app.include_router(router, dependencies=[Depends(get_current_user)])
     for router in (health.router, metrics.router, dashboard.router):  # probes, and the dashboard's pages (no data)

@@ -54,8 +54,21 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=20, ge=1, description="failed logins per client IP before 429")
     auth_limiter_clients: int = Field(default=10_000, ge=1, description=(
         "client addresses the failed-login limiter remembers (the oldest is forgotten first)"))
+    auth_cache_seconds: float = Field(default=1.0, ge=0, le=300, description=(
+        "how long an API process trusts a token it has looked up (0: look every request up); a revoked or "
+        "rotated token keeps working at most this long, on every API process"))
+    events_poll_seconds: float = Field(default=0.5, gt=0, le=60, description=(
+        "how often an open event stream (GET /v1/jobs/{id}/events) looks at its job"))
+    events_keepalive_seconds: float = Field(default=15.0, gt=0, le=300, description=(
+        "a comment line on an idle event stream this often, so proxies keep it open"))
+    events_max_seconds: float = Field(default=1800.0, gt=0, description=(
+        "an event stream closes after this long (the client reconnects with Last-Event-ID)"))
     forwarded_allow_ips: str = Field(default="", description=(
         "proxies whose X-Forwarded-For/-Proto headers are trusted (comma-separated IPs or '*'); default: none"))
+    prometheus_multiproc_dir: str | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR", description=(
+            "prometheus_client's multiprocess directory: `knas serve --workers N` sets it for its processes "
+            "(do not set it yourself)"))
     fanout_window: int = Field(default=2, ge=1, description="scoring chunks of one job in the queue at once (fair share)")
 
     @model_validator(mode="before")

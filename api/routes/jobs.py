@@ -6,9 +6,9 @@ import io
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from knas.jobspec import JobSpec, TrainStage
 from knas.settings import Settings
@@ -24,6 +24,7 @@ from worker.export import read_card
 from worker.jobs import SpecError, cancel_job, check_spec, create_job, delete_job, fail_job, job_status
 
 from ..deps import CurrentUser, JobIdDep, QueueDep, SettingsDep, StoreDep
+from ..live import CACHE_HEADERS, Cursor, etag, job_events, job_version, not_modified
 from ..schemas import CandidatePublic, CandidatesPublic, JobPublic, JobsPublic, Problem
 
 log = logging.getLogger(__name__)
@@ -196,21 +197,81 @@ def get_jobs(
         return JobsPublic(data=[JobPublic.model_validate(job_summary(session, job)) for job in jobs], count=total)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(job_id: JobIdDep, store: StoreDep) -> JobPublic:
+IfNoneMatch = Annotated[str | None, Header(max_length=2048, description="an ETag from an earlier answer: "
+                                                                      "304 with no body if nothing changed")]
+NOT_MODIFIED = {304: {"description": "not modified since the ETag sent in If-None-Match"}}
+
+
+def _conditional(response: Response, store: Store, job_id: str, kind: str, if_none_match: str | None,
+                 **params) -> Response | None:
+    """Set the answer's ETag; a 304 (no body) when the client's If-None-Match already names it."""
+    version = job_version(store, job_id)
+    if version is None:  # deleted since the ownership check
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+    tag = etag(kind, job_id, version, **params)
+    if not_modified(if_none_match, tag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag, **CACHE_HEADERS})
+    response.headers.update({"ETag": tag, **CACHE_HEADERS})
+    return None
+
+
+def _validators(response: Response) -> dict[str, str]:
+    """The ETag and caching headers `_conditional` set, for an answer returned as its own Response."""
+    return {k: v for k, v in response.headers.items() if k in ("etag", "cache-control", "vary")}
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses={**NOT_FOUND, **NOT_MODIFIED})
+def get_job(job_id: JobIdDep, store: StoreDep, response: Response, if_none_match: IfNoneMatch = None):
+    """The job with its progress. Send the ETag back in If-None-Match: 304 until the job moves."""
+    if (unchanged := _conditional(response, store, job_id, "job", if_none_match)) is not None:
+        return unchanged
     return _job_public(store, job_id)
 
 
+@router.get("/{job_id}/events", response_class=StreamingResponse,
+            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}},
+                                          "description": "server-sent events: progress, stage, epoch, end"},
+                       204: {"description": "the Last-Event-ID already included the job's end"}})
+async def events(
+    job_id: JobIdDep, store: StoreDep, settings: SettingsDep, request: Request,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=8192,
+                                                description="the id of the last event received: resume after it")] = None,
+):
+    """The job as it moves, pushed (text/event-stream) instead of polled.
+
+    Events: `progress` (status and progress counts), `stage` (a status change), `epoch` (a new training
+    epoch: training and candidate id, its metrics) and `end` (the job reached a final state; the stream
+    then closes). Every event's `id` says what the client has been sent; reconnect with it in
+    Last-Event-ID to get what changed since, and nothing twice. Comment lines keep an idle stream open;
+    a stream closes after KNAS_EVENTS_MAX_SECONDS (reconnect to go on).
+    """
+    cursor = Cursor.parse(last_event_id)
+    if cursor.ended:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)  # SSE: 204 tells the client to stop reconnecting
+    stream = job_events(request, store, job_id, cursor, settings.events_poll_seconds,
+                        settings.events_keepalive_seconds, settings.events_max_seconds)
+    return StreamingResponse(stream, media_type="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 @router.get("/{job_id}/candidates", response_model=CandidatesPublic,
-            responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "ranked candidates"}})
+            responses={**NOT_FOUND, **NOT_MODIFIED,
+                       200: {"content": {"text/csv": {}}, "description": "ranked candidates"}})
 def get_candidates(
     job_id: JobIdDep,
     store: StoreDep,
+    response: Response,
     format: Literal["json", "csv"] = "json",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    if_none_match: IfNoneMatch = None,
 ):
-    """Best first (rank 1 = highest score); unranked candidates (still pending, or failed) last."""
+    """Best first (rank 1 = highest score); unranked candidates (still pending, or failed) last.
+
+    With an ETag (per format, limit and offset): If-None-Match gets a 304 until the job moves."""
+    if (unchanged := _conditional(response, store, job_id, "candidates", if_none_match,
+                                  format=format, limit=limit, offset=offset)) is not None:
+        return unchanged
     with store.session() as session:
         rows = ranked_candidates(session, job_id, limit=limit, offset=offset)
         total = session.get(Job, job_id).n_candidates
@@ -221,7 +282,7 @@ def get_candidates(
         writer.writerows(rows)
         return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="knas-{job_id}-candidates.csv"',
-            "X-Total-Count": str(total),
+            "X-Total-Count": str(total), **_validators(response),
         })
     return CandidatesPublic(data=[CandidatePublic.model_validate(row) for row in rows], count=total)
 
