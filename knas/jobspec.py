@@ -91,6 +91,8 @@ class ProxySpec(_Spec):
         "score each candidate this many times, each with its own probe batch and initialisation; "
         "ranking uses the mean, and the spread flags near-ties at the top-k cut"))
     options: dict[str, Any] = Field(default_factory=dict)
+    cache: bool = Field(default=True, description=(
+        "reuse scores from the lab-wide score cache (any job's, same inputs exactly) and add new ones"))
 
 
 class Constraints(_Spec):

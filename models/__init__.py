@@ -8,6 +8,7 @@ from .tables import (
     FINAL_STATES,
     JOB_STATES,
     RETRAIN,
+    ScoreCacheEntry,
     TRAINING_STATES,
     Candidate,
     DatasetRecord,
@@ -20,5 +21,5 @@ from .tables import (
 __all__ = [
     "ACTIVE_STATES", "CANDIDATE_STATES", "FINAL_STATES", "JOB_STATES", "RETRAIN", "TRAINING_STATES",
     "OPEN_TRAINING_STATES", "STARTED_STATES", "CandidateState", "JobState", "TrainingState",
-    "Base", "Candidate", "DatasetRecord", "Job", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
+    "Base", "Candidate", "DatasetRecord", "Job", "ScoreCacheEntry", "Store", "Training", "User", "Worker", "make_engine", "new_id", "upgrade", "utcnow",
 ]

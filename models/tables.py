@@ -65,6 +65,15 @@ class Job(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Evolution jobs: the generation being scored (0 = the random population); None for other strategies.
     generation: Mapped[int | None] = mapped_column(Integer)
+    # Progress, counted in the same transaction as the change it counts (a stored score, a finished
+    # training), so a read never recounts rows and a crash or redelivery cannot make it drift; the
+    # top-k trainings only (not the winner's retraining).
+    candidates_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    candidates_scored: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    candidates_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trainings_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trainings_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trainings_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     candidates: Mapped[list["Candidate"]] = relationship(back_populates="job", cascade="all, delete-orphan")
 
@@ -100,6 +109,7 @@ class Candidate(Base):
     # Evolution jobs: the generation that bred it, and its parents' candidate ids (None in generation 0).
     generation: Mapped[int | None] = mapped_column(Integer)
     parents: Mapped[list[int] | None] = mapped_column(JSON)
+    cached: Mapped[bool | None] = mapped_column(Boolean)  # its scores came from the lab-wide score cache
 
     job: Mapped[Job] = relationship(back_populates="candidates")
     trainings: Mapped[list["Training"]] = relationship(back_populates="candidate", cascade="all, delete-orphan")
@@ -159,4 +169,20 @@ class DatasetRecord(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # classes, counts per split, size, channels, mean/std
     created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ScoreCacheEntry(Base):
+    """A candidate's scores for one repeat, shared by every job (worker/score_cache.py says what the key holds)."""
+
+    __tablename__ = "score_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the key's fields
+    space: Mapped[str] = mapped_column(String(32))
+    arch: Mapped[str] = mapped_column(String(160))
+    proxy: Mapped[str] = mapped_column(String(32))
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    hits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -6,6 +6,7 @@ Never an estimate from nominal power: an unknown stays unknown.
 """
 from __future__ import annotations
 
+import functools
 import glob
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ class EnergyReading:
 
 
 def _rapl_reader() -> Callable[[], float] | None:
-    paths = [Path(p) for p in glob.glob(RAPL_GLOB)]
+    paths = [Path(p) for p in glob.glob(RAPL_GLOB)]  # RAPL_GLOB is part of the cache key above
     try:
         for p in paths:
             int(p.read_text())
@@ -49,6 +50,13 @@ def _nvml_reader(device: str) -> Callable[[], float] | None:
 
 
 def energy_reader(device: str) -> tuple[Callable[[], float] | None, str]:
+    """The machine's counter for `device`, found once per process (NVML init and the RAPL glob are not
+    free, and scoring asks for it per candidate)."""
+    return _cached_reader(device, RAPL_GLOB)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_reader(device: str, rapl_glob: str) -> tuple[Callable[[], float] | None, str]:
     reader = _nvml_reader(device)
     if reader is not None:
         return reader, "nvml"

@@ -186,6 +186,7 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
             space=spec.space, dataset=spec.dataset, proxy=spec.proxy.name,
             n_candidates=spec.candidate_count if evolution else len(archs), top_k=spec.top_k, timings={},
             idempotency_key=idempotency_key, data=data, generation=0 if evolution else None,
+            candidates_total=len(archs),
         )
         session.add(job)
         session.flush()

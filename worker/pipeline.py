@@ -105,21 +105,33 @@ def hand_out(store: Store, job_id: str, chunk_size: int, window: int | None) -> 
 def score_chunk(
     store: Store, runtime: Runtime, job_id: str, candidate_ids: list[int], on_progress: ProgressFn = _noop
 ) -> dict[str, int]:
-    """Score the chunk's pending candidates, storing each score as soon as it exists."""
-    report = {"scored": 0, "skipped": 0, "failed": 0, "cancelled": 0, "finished": 0}
+    """Score the chunk's pending candidates, storing each score as soon as it exists.
+
+    The job and the chunk's rows are read once; each score is then stored in one transaction that
+    checks the job is still scoring (cancellation), counts it on the job and touches its progress
+    clock. Scores already in the lab-wide cache (worker/score_cache.py) are stored without a forward
+    pass; new ones go into it.
+    """
+    from scorer.scoring import ScoreResult
+
+    from . import score_cache
+
+    report = {"scored": 0, "skipped": 0, "failed": 0, "cancelled": 0, "finished": 0, "cached": 0}
     with store.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "scoring":
             report["cancelled"] = 1
             return report
         spec, data = JobSpec.model_validate(job.spec), job.data
-        any_pending = session.scalar(select(func.count()).select_from(Candidate).where(
-            Candidate.job_id == job_id, Candidate.id.in_(candidate_ids), Candidate.status == "pending"))
-    if not any_pending:  # a redelivered or re-enqueued chunk that is already done: no probe batch needed
-        report["skipped"] = len(candidate_ids)
+        rows = session.execute(select(Candidate.id, Candidate.arch, Candidate.seed).where(
+            Candidate.job_id == job_id, Candidate.id.in_(candidate_ids), Candidate.status == "pending")
+            .order_by(Candidate.id)).all()
+    report["skipped"] = len(set(candidate_ids)) - len(rows)
+    if not rows:  # a redelivered or re-enqueued chunk that is already done: no probe batch needed
         report["bred"] = next_generation(store, job_id)
         report["finished"] = 0 if report["bred"] else int(finish_scoring(store, job_id))
         return report
+    data_key = f"folder:{data['fingerprint']}" if data else f"builtin:{spec.dataset}"
     try:
         spec = runtime.dataset_for(spec, data)
         probes = [runtime.probe(spec, repeat) for repeat in range(spec.proxy.repeats)]
@@ -128,37 +140,69 @@ def score_chunk(
         fail_job(store, job_id, f"cannot load probe batch of {spec.dataset!r}: {error}")
         raise
     proxy = scorer.get_proxy(spec.proxy.name)
-    for candidate_id in candidate_ids:
-        with store.session() as session:
-            if session.scalar(select(Job.status).where(Job.id == job_id)) != "scoring":
+    parts = [scorer.get_proxy(name) for name in (proxy.components or (proxy.name,))]
+    versions = {part.name: part.version for part in parts}
+
+    def cache_key(arch: str, seed: int, repeat: int) -> str:
+        return score_cache.key(space=spec.space, arch=arch, data=data_key, probe_size=spec.proxy.batch_size,
+                               probe_seed=repeat_seed(spec.seed, repeat), init_seed=repeat_seed(seed, repeat),
+                               repeat=repeat, proxy=proxy.name, versions=versions, scorer_version=scorer.__version__,
+                               device=runtime.device)
+
+    keys = {(row.id, r): cache_key(row.arch, row.seed, r) for row in rows for r in range(spec.proxy.repeats)}
+    hits = score_cache.lookup(store, keys.values()) if spec.proxy.cache else {}
+    checked = time.monotonic()
+    for row in rows:
+        if time.monotonic() - checked > 0.5:  # a cancelled job stops before the next forward pass, not a candidate late
+            checked = time.monotonic()
+            if job_status(store, job_id) != "scoring":
                 report["cancelled"] = 1
                 break
-            cand = session.get(Candidate, candidate_id)
-            if cand is None or cand.job_id != job_id or cand.status != "pending":
-                report["skipped"] += 1
-                continue
-            arch, seed = cand.arch, cand.seed
+        repeat_keys = [keys[(row.id, r)] for r in range(spec.proxy.repeats)]
+        cached = all(k in hits for k in repeat_keys)
         values: dict[str, Any]
         try:
-            with measure_energy(runtime.device) as energy:
-                results = [scorer.score_arch(spec.space, arch, proxy, inputs, targets, repeat_seed(seed, repeat),
-                                             num_classes, runtime.device)
-                           for repeat, (inputs, targets) in enumerate(probes)]
-            values = dict(status="scored", **combine_repeats(results), params=results[0].params,
-                          proxy_seconds=sum(r.seconds for r in results), energy_j=energy.joules)
-            report["scored"] += 1
+            if cached:
+                results = [ScoreResult(score=None if proxy.components else hits[k].scores[proxy.name],
+                                                      seconds=0.0, params=hits[k].params, scores=hits[k].scores)
+                           for k in repeat_keys]
+                values = dict(status="scored", **combine_repeats(results), params=results[0].params,
+                              proxy_seconds=0.0, energy_j=0.0, cached=True)
+            else:
+                with measure_energy(runtime.device) as energy:
+                    results = [scorer.score_arch(spec.space, row.arch, proxy, inputs, targets,
+                                                 repeat_seed(row.seed, repeat), num_classes, runtime.device)
+                               for repeat, (inputs, targets) in enumerate(probes)]
+                values = dict(status="scored", **combine_repeats(results), params=results[0].params,
+                              proxy_seconds=sum(r.seconds for r in results), energy_j=energy.joules, cached=False)
         except (FloatingPointError, RuntimeError) as error:
-            log.warning("candidate %s (%s) failed: %s", candidate_id, arch, error)
-            values = dict(status="failed", error=str(error)[:2000])
-            report["failed"] += 1
+            log.warning("candidate %s (%s) failed: %s", row.id, row.arch, error)
+            results, values = [], dict(status="failed", error=str(error)[:2000])
         with store.session() as session:
-            session.execute(
-                update(Candidate)
-                .where(Candidate.id == candidate_id, Candidate.status == "pending")
+            scoring_now = exists().where(Job.id == job_id, Job.status == "scoring")
+            stored = session.execute(
+                update(Candidate).where(Candidate.id == row.id, Candidate.status == "pending", scoring_now)
                 .values(scorer_version=scorer.__version__, worker=runtime.worker_name, scored_at=utcnow(), **values)
-            )
-            _touch(session, job_id)
-        on_progress("scored", {"job_id": job_id, "candidate_id": candidate_id, "arch": arch, **values})
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if stored:
+                counter = Job.candidates_scored if values["status"] == "scored" else Job.candidates_failed
+                session.execute(update(Job).where(Job.id == job_id)
+                                .values({counter: counter + 1, Job.updated_at: utcnow()})
+                                .execution_options(synchronize_session=False))
+                if spec.proxy.cache and results and not cached:
+                    for k, result in zip(repeat_keys, results):
+                        score_cache.insert(session, cache_key=k, space=spec.space, arch=row.arch, proxy=proxy.name,
+                                           scores=result.scores, params=result.params, seconds=result.seconds)
+        if not stored:
+            if job_status(store, job_id) != "scoring":
+                report["cancelled"] = 1
+                break
+            report["skipped"] += 1  # stored meanwhile by a redelivered twin of this chunk
+            continue
+        report["scored" if values["status"] == "scored" else "failed"] += 1
+        report["cached"] += int(cached)
+        on_progress("scored", {"job_id": job_id, "candidate_id": row.id, "arch": row.arch, **values})
     report["bred"] = next_generation(store, job_id)  # evolution: the chunk that completed a generation breeds
     report["finished"] = 0 if report["bred"] else int(finish_scoring(store, job_id))  # 1 only for the chunk that moved the job on
     return report
@@ -246,6 +290,8 @@ def next_generation(store: Store, job_id: str) -> int:
              "seed": scorer.candidate_seed(spec.seed, child.arch), "status": "pending",
              "generation": generation + 1, "parents": [ids[p] for p in child.parents]}
             for child in children])
+        session.execute(update(Job).where(Job.id == job_id).values(candidates_total=Job.candidates_total + len(children))
+                        .execution_options(synchronize_session=False))
         return len(children)
 
 
@@ -320,9 +366,11 @@ def rank(store: Store, job_id: str) -> list[int]:
             return []
         _mark_stage(session, job_id, "training", "started")
         existing = set(session.scalars(select(Training.candidate_id).where(Training.job_id == job_id)))
-        for candidate_id in top:
-            if candidate_id not in existing:
-                session.add(Training(job_id=job_id, candidate_id=candidate_id, mode=spec.final.mode, status="pending"))
+        new = [candidate_id for candidate_id in top if candidate_id not in existing]
+        for candidate_id in new:
+            session.add(Training(job_id=job_id, candidate_id=candidate_id, mode=spec.final.mode, status="pending"))
+        session.execute(update(Job).where(Job.id == job_id).values(trainings_total=Job.trainings_total + len(new))
+                        .execution_options(synchronize_session=False))
         return top
 
 
@@ -421,6 +469,10 @@ def train_candidate(
                                    Training.attempts == attempt)
             .values(seconds=time.perf_counter() - start, finished_at=utcnow(), **outcome)
         ).rowcount
+        if stored and mode != RETRAIN:  # counted with the change it counts (the top-k only)
+            counter = Job.trainings_done if outcome["status"] == "done" else Job.trainings_failed
+            session.execute(update(Job).where(Job.id == job_id).values({counter: counter + 1})
+                            .execution_options(synchronize_session=False))
     if not stored:  # another worker took the training over (our heartbeat went stale): its result counts
         log.warning("training of candidate %s was taken over; discarding this attempt's result", candidate_id)
         return _training_status(store, training_id) or "missing"

@@ -30,6 +30,7 @@ class Proxy:
     components: tuple[str, ...] = ()  # set for rank-aggregating proxies (scored per component)
     records: tuple[str, ...] = ()  # what the shared forward must record for it (probe.RECORDS)
     shares_forward: bool = False  # starts from probe's shared train-mode forward of the batch
+    version: int = 1  # bump when the implementation changes what it computes: cached scores then miss
 
     def __call__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         return float(self.fn(net, inputs, targets))
@@ -39,11 +40,13 @@ PROXIES: Registry[Proxy] = Registry("proxy")
 
 
 def proxy(name: str, *aliases: str, description: str, needs_labels: bool = True, paper: str = "",
-          components: tuple[str, ...] = (), records: tuple[str, ...] = (), shares_forward: bool = False):
+          components: tuple[str, ...] = (), records: tuple[str, ...] = (), shares_forward: bool = False,
+          version: int = 1):
     """Register the decorated function as a proxy called `name`."""
 
     def decorator(fn: ProxyFn) -> ProxyFn:
-        entry = Proxy(name, fn, description, needs_labels, paper, components, records, shares_forward or bool(records))
+        entry = Proxy(name, fn, description, needs_labels, paper, components, records, shares_forward or bool(records),
+                      version)
         PROXIES.add(name, entry, *aliases)
         return fn
 
