@@ -343,12 +343,14 @@ def rank(store: Store, job_id: str) -> list[int]:
             return []
         spec = JobSpec.model_validate(job.spec)
         _aggregate_scores(session, job_id, spec.proxy.name)
-        scored = session.execute(
-            select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "scored")
-            .order_by(Candidate.score.desc(), Candidate.arch_index)
-        ).scalars().all()
-        for position, candidate_id in enumerate(scored, start=1):
-            session.execute(update(Candidate).where(Candidate.id == candidate_id).values(rank=position))
+        # every rank in one statement (UPDATE ... FROM a row_number() over the scores), not one per row
+        ordered = select(Candidate.id, func.row_number().over(
+            order_by=(Candidate.score.desc(), Candidate.arch_index)).label("position")).where(
+            Candidate.job_id == job_id, Candidate.status == "scored").subquery()
+        session.execute(update(Candidate).where(Candidate.id == ordered.c.id).values(rank=ordered.c.position)
+                        .execution_options(synchronize_session=False))
+        scored = session.scalars(select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "scored")
+                                 .order_by(Candidate.rank).limit(max(spec.top_k, 1))).all()
         top = list(scored[: spec.top_k])
         if not scored:
             _transition(session, job_id, ["ranking"], "failed", finished_at=utcnow(),
@@ -400,8 +402,8 @@ def _aggregate_scores(session, job_id: str, proxy_name: str) -> None:
         values = [(statistics.fmean(v), statistics.stdev(v)) for v in zip(*per_repeat)]
     else:
         values = [(v, None) for v in aggregate({name: [row.scores[name] for row in rows] for name in components})]
-    for row, (score, spread) in zip(rows, values):
-        session.execute(update(Candidate).where(Candidate.id == row.id).values(score=score, score_std=spread))
+    session.execute(update(Candidate), [{"id": row.id, "score": score, "score_std": spread}  # one executemany
+                                        for row, (score, spread) in zip(rows, values)])
 
 
 def _untrained(session, job_id: str) -> list[int]:

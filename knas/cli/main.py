@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from .cache import cache
 from .client import results, status, submit
 from .datasets import datasets, export
 from .jobs import db, jobs
@@ -37,7 +38,7 @@ def proxies() -> None:
         click.echo(f"{name:12s} {PROXIES.get(name).description}")
 
 
-for command in (search, score, jobs, db, worker, serve, submit, status, results, users, datasets, export):
+for command in (search, score, jobs, db, worker, serve, submit, status, results, users, datasets, export, cache):
     cli.add_command(command)
 
 

@@ -647,6 +647,11 @@ def check_job(store, job_id: str, *, require_all_scored: bool | None = None) -> 
         rows = s.execute(select(Candidate.id, Candidate.arch, Candidate.status, Candidate.score, Candidate.rank)
                          .where(Candidate.job_id == job_id)).all()
         trainings = s.scalars(select(Training).where(Training.job_id == job_id)).all()
+        from models.queries import progress, recount
+
+        counted, recounted = progress(s, job_id), recount(s, job_id)
+    # The progress counters are kept in the transactions that change what they count: exact after any fault.
+    assert counted == recounted, f"job {job_id}: counters {counted} != recount {recounted}"
     expected = set(JobSpec.model_validate(job.spec).resolve_archs())
     archs = [r.arch for r in rows]
     stored = set(archs)
