@@ -132,7 +132,10 @@ def _load_api(space: str, resolved_dir: str) -> Any:
     """One nats_bench API per (space, directory): creating it reads the meta file."""
     import nats_bench  # imported lazily: only benchmark mode needs it
 
+    from .trusted import check_trusted
+
     tag = _space(space)[0]
+    check_trusted(Path(resolved_dir) / META_FILE)  # a pickle: never one that others may have written
     logger.info("opening NATS-Bench %s at %s", space, resolved_dir)
     return nats_bench.create(resolved_dir, tag, fast_mode=True, verbose=False)
 
@@ -144,12 +147,16 @@ def clear_cache() -> None:
 
 def _check_arch_file(directory: Path, index: int, arch: str) -> None:
     """nats_bench only asserts on a missing per-arch file; say what is wrong instead."""
+    from .trusted import check_trusted
+
     names = (f"{index:06d}.pickle.pbz2", f"{index}.pickle.pbz2")
-    if not any((directory / name).is_file() for name in names):
+    found = [directory / name for name in names if (directory / name).is_file()]
+    if not found:
         raise ArchNotInBenchmarkError(
             f"arch {arch!r} (index {index}) is listed in the benchmark at {directory} but its "
             f"results file {names[0]} is missing (incomplete extraction?)"
         )
+    check_trusted(found[0])
 
 
 def _info(api: Any, index: int, bench_dataset: str, hp: str, arch: str) -> dict:

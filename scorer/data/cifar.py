@@ -15,6 +15,7 @@ import torch
 
 from scorer.data import DATASETS, check_split, normalise, not_found, resolve_data_dir
 from scorer.data.base import DatasetInfo
+from scorer.trusted import check_trusted
 
 VALID_FRACTION = 0.1  # 5,000 of the 50,000 official training images
 
@@ -22,7 +23,7 @@ VALID_FRACTION = 0.1  # 5,000 of the 50,000 official training images
 def _read_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for path in paths:
-        with open(path, "rb") as f:
+        with open(check_trusted(path), "rb") as f:
             entry = pickle.load(f, encoding="latin1")
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(entry[label_key], dtype=np.int64))

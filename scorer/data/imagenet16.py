@@ -18,6 +18,7 @@ import torch
 
 from scorer.data import DATASETS, check_split, normalise, not_found, resolve_data_dir
 from scorer.data.base import DatasetInfo
+from scorer.trusted import check_trusted
 
 NUM_CLASSES = 120
 FOLDER = "ImageNet16"
@@ -32,7 +33,7 @@ HOW_TO_GET = (
 def _read(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for path in paths:
-        with open(path, "rb") as f:
+        with open(check_trusted(path), "rb") as f:
             entry = pickle.load(f, encoding="latin1")
         lab = np.asarray(entry["labels"], dtype=np.int64)
         keep = lab <= NUM_CLASSES
