@@ -5,13 +5,18 @@ every label takes values from a fixed set (a standard method else "other", a
 route template else "unmatched", "2xx".."5xx"), so no request can add series.
 Jobs by status are read from the store on each scrape, so they are right
 whichever process moved the jobs.
+
+Under `knas serve --workers N` (PROMETHEUS_MULTIPROC_DIR set, by `knas serve`, to a private
+directory) every process writes its counters there and a scrape, whichever process answers it,
+adds up all of them (`prometheus_client.multiprocess`).
 """
 from __future__ import annotations
 
 import time
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,17 +27,47 @@ from ..deps import StoreDep
 router = APIRouter(tags=["metrics"])
 
 
-class Metrics:
-    """One registry per app, so several apps in one process (tests) do not clash."""
+class JobsCollector:
+    """knas_jobs{status}: counted in the store at scrape time (right whichever process moved the jobs)."""
 
     def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def collect(self):
+        family = GaugeMetricFamily("knas_jobs", "jobs in the store by status", labels=["status"])
+        for state in JOB_STATES:
+            family.add_metric([state], self.counts.get(state, 0))
+        yield family
+
+
+class Metrics:
+    """One registry per app, so several apps in one process (tests) do not clash.
+
+    In multiprocess mode the counters are written to PROMETHEUS_MULTIPROC_DIR (prometheus_client picks
+    that at import) and a scrape reads every process's files into a fresh registry.
+    """
+
+    def __init__(self, multiprocess: str | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess = multiprocess  # PROMETHEUS_MULTIPROC_DIR, set by `knas serve --workers N`
         self.requests = Counter("knas_http_requests", "HTTP requests by method, route and status class",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("knas_http_request_duration_seconds", "HTTP request latency by route",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.jobs = Gauge("knas_jobs", "jobs in the store by status", ["status"], registry=self.registry)
+        self.jobs = JobsCollector()
+        if not self.multiprocess:
+            self.registry.register(self.jobs)
+
+    def exposition(self) -> bytes:
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess)
+        registry.register(self.jobs)
+        return generate_latest(registry)
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -80,7 +115,7 @@ class MetricsMiddleware:
 
 
 def install(app: FastAPI) -> None:
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(app.state.settings.prometheus_multiproc_dir)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
 
@@ -90,6 +125,5 @@ def metrics(request: Request, store: StoreDep) -> Response:
     metrics: Metrics = request.app.state.metrics
     with store.session() as session:
         counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-    for state in JOB_STATES:
-        metrics.jobs.labels(state).set(counts.get(state, 0))
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics.jobs.counts = counts
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

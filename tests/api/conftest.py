@@ -48,8 +48,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 class LiveServer:
     """`knas serve` as a user starts it; `log` holds everything it printed."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env, self.log_path = env, log_path
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
+        self.env, self.log_path, self.args = env, log_path, tuple(args)  # args: more `knas serve` options
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -64,7 +64,8 @@ class LiveServer:
     def start(self, timeout: float = 60) -> "LiveServer":
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "knas.cli.main", "serve", "--port", str(self.port), "--log-level", "warning"],
+                [sys.executable, "-m", "knas.cli.main", "serve", "--port", str(self.port), "--log-level", "warning",
+                 *self.args],
                 env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
