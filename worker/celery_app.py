@@ -72,12 +72,19 @@ def migrate_store(url: str) -> None:
     if not url.startswith("postgresql"):
         upgrade(url)
         return
+    from sqlalchemy.exc import ProgrammingError
+
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(424242)"))
             try:
                 upgrade(url)
+            except ProgrammingError as error:  # the least-privilege worker role may not change the schema
+                raise RuntimeError(
+                    "the database schema is older than this knas and this connection may not upgrade it "
+                    f"({type(error.orig).__name__}); run `knas db upgrade` (then `knas db roles`) as the database "
+                    "owner, then start the workers again") from None
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(424242)"))
     finally:

@@ -83,10 +83,41 @@ def db() -> None:
 
 
 @db.command()
-def upgrade() -> None:
+@click.option("--worker", "role", default="knas_worker", show_default=True, help="the workers' PostgreSQL role")
+@click.option("--password-env", default="KNAS_WORKER_DB_PASSWORD", show_default=True,
+              help="environment variable holding the role's password (unset: keep the current one)")
+@user_errors
+def roles(role: str, password_env: str) -> None:
+    """Create the least-privilege role workers connect as (run as the database owner, after upgrade).
+
+    \b
+    It may run jobs (read/write jobs, candidates, trainings, workers, the score cache; read datasets
+    and the schema version) and nothing else: no access to users and their token hashes, no DDL.
+    Give workers its URL as KNAS_DATABASE_URL (docs/cluster.md).
+    """
+    import os
+
+    from models.roles import create_worker_role
+
+    url = create_worker_role(get_settings().effective_database_url, role, os.environ.get(password_env))
+    console.print(f"role {role!r} is ready; workers connect with KNAS_DATABASE_URL={url}")
+
+
+@db.command()
+@click.option("--worker-role", default=None, help="then create/refresh this least-privilege worker role "
+                                                   "(`knas db roles`; password from KNAS_WORKER_DB_PASSWORD)")
+@user_errors
+def upgrade(worker_role: str | None) -> None:
     """Apply all migrations to the configured database."""
+    import os
+
     from models import upgrade as run_upgrade
 
     url = get_settings().effective_database_url
     run_upgrade(url)
     console.print(f"database at {url.split('@')[-1]} is up to date")
+    if worker_role:
+        from models.roles import create_worker_role
+
+        worker_url = create_worker_role(url, worker_role, os.environ.get("KNAS_WORKER_DB_PASSWORD"))
+        console.print(f"role {worker_role!r} is ready; workers connect with KNAS_DATABASE_URL={worker_url}")

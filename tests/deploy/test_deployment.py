@@ -30,9 +30,10 @@ def _tool(name: str) -> str:
 
 
 def compose(*args: str, password: str | None = "secret") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "KNAS_WORKER_DB_PASSWORD")}
     if password is not None:
         env["POSTGRES_PASSWORD"] = password
+        env["KNAS_WORKER_DB_PASSWORD"] = password + "-worker"
     return subprocess.run([_tool("docker-compose"), "-f", str(COMPOSE), *args], env=env,
                           capture_output=True, text=True, cwd=REPO, timeout=60)
 
@@ -69,6 +70,15 @@ def test_services_and_wiring(config):
         assert depends["redis"]["condition"] == "service_healthy"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "pgdata" in config["volumes"]
+    # least privilege: workers connect as the role the migrate job creates, never as the owner
+    assert services["migrate"]["command"][-2:] == ["--worker-role", "knas_worker"]
+    assert services["worker"]["environment"]["KNAS_DATABASE_URL"].startswith("postgresql+psycopg://knas_worker:")
+    assert services["api"]["environment"]["KNAS_DATABASE_URL"].startswith("postgresql+psycopg://knas:")
+    # checkpoints and exported models: one artifact store the API and every worker share
+    for name in ("api", "worker"):
+        assert services[name]["environment"]["KNAS_ARTIFACT_DIR"] == "/artifacts"
+        mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in services[name]["volumes"]]
+        assert any(m.startswith("artifacts:/artifacts") for m in mounts), mounts
 
 
 def test_worker_reserves_gpus_and_can_scale(config):
