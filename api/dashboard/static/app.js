@@ -503,7 +503,7 @@ async function jobPage(current, jobId) {
     drawResult(view.result, job);
   }
 
-  await repeat(current, POLL_MS, async () => {
+  const refresh = async () => {
     update(await request(`/v1/jobs/${job.id}`));
     const p = job.progress;
     const key = [job.status, p.scored, p.failed, p.trained, p.training, p.training_failed].join("/");
@@ -523,7 +523,61 @@ async function jobPage(current, jobId) {
       drawCurves(view.curves, trainings, metric.value);
     }
     return ACTIVE.has(job.status);
-  });
+  };
+  // Pushed while the job runs: redraw when its event stream says something changed; poll when it cannot.
+  if (!(await refresh()) || !current.alive) return;
+  const followed = await followEvents(current, job.id, refresh);
+  if (!followed && current.alive) await repeat(current, POLL_MS, refresh);
+}
+
+// A job's server-sent events (GET /v1/jobs/{id}/events), read with fetch: EventSource cannot send the token.
+// Calls onChange after each read that brought events. Resolves true when the job ended (or the page went),
+// false when the stream cannot be had (an older server, a proxy, an outage): the caller polls instead.
+async function followEvents(current, jobId, onChange) {
+  let lastId = null;
+  while (current.alive) {
+    const controller = new AbortController();
+    const guard = setInterval(() => { if (!current.alive) controller.abort(); }, 500);
+    try {
+      const headers = { Accept: "text/event-stream", Authorization: `Bearer ${token()}` };
+      if (lastId) headers["Last-Event-ID"] = lastId;  // resume where the last connection stopped
+      const response = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`,
+                                   { headers, cache: "no-store", signal: controller.signal });
+      if (response.status === 204) return true;  // the job's end was already seen
+      if (!response.ok || !response.body) return false;
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        const blocks = buffer.split(/\r?\n\r?\n/);
+        buffer = blocks.pop();
+        let changed = false;
+        let ended = false;
+        for (const block of blocks) {
+          let kind = "message";
+          let data = false;
+          for (const line of block.split(/\r?\n/)) {
+            if (line.startsWith("id:")) lastId = line.slice(3).trim();
+            else if (line.startsWith("event:")) kind = line.slice(6).trim();
+            else if (line.startsWith("data:")) data = true;
+          }
+          if (!data) continue;  // a keep-alive comment or the retry hint
+          changed = true;
+          if (kind === "end") ended = true;
+        }
+        if (changed && current.alive) await onChange();
+        if (ended) return true;
+      }
+    } catch (error) {
+      return !current.alive;
+    } finally {
+      clearInterval(guard);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));  // closed at its time limit: reconnect
+  }
+  return true;
 }
 
 function drawProgress(el, job) {
