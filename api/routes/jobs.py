@@ -87,8 +87,28 @@ def check_training(spec: JobSpec, final: TrainStage, settings: Settings, user: P
                                            f"{settings.max_training_epochs} per job (KNAS_MAX_TRAINING_EPOCHS)")
 
 
-def _spec_error(error: SpecError) -> RequestValidationError:
-    return invalid(error.field or (), str(error))
+def _spec_error(error: SpecError, settings: Settings | None = None, user: Principal | None = None,
+                store: Store | None = None) -> RequestValidationError:
+    """The 422; server paths in it are for admins only (others see the setting's name instead)."""
+    message = str(error)
+    if settings is not None and user is not None and not user.admin:
+        message = redact_paths(message, settings, store)
+    return invalid(error.field or (), message)
+
+
+def redact_paths(message: str, settings: Settings, store: Store | None = None) -> str:
+    """Replace this server's directories (and registered folders' paths) with what names them."""
+    places = [(str(p), "KNAS_DATA_DIR") for p in settings.data_roots]
+    places += [(str(settings.benchmark_dir), "KNAS_BENCHMARK_DIR")] if settings.benchmark_dir else []
+    places += [(str(settings.effective_artifact_dir), "KNAS_ARTIFACT_DIR"), (str(settings.home), "KNAS_HOME")]
+    if store is not None:
+        from worker.datasets import list_registered
+
+        places += [(entry["path"], f"<the folder of dataset {entry['name']!r}>") for entry in list_registered(store)]
+    for path, name in sorted(places, key=lambda place: -len(place[0])):  # the longest (most specific) first
+        if path and path != ".":
+            message = message.replace(path, f"<{name}>" if not name.startswith("<") else name)
+    return message
 
 
 def check_active_jobs(session: Session, settings: Settings, user: Principal) -> None:
@@ -157,7 +177,7 @@ def submit_job(
         spec = check_spec(spec, settings.data_dir, settings.benchmark_dir, check_files=True, store=store,
                           roots=settings.dataset_roots())
     except SpecError as error:
-        raise _spec_error(error) from None
+        raise _spec_error(error, settings, user, store) from None
     try:
         job_id = create_job(store, spec, owner=user.name, idempotency_key=idempotency_key,
                             guard=lambda session: check_active_jobs(session, settings, user))
@@ -167,6 +187,8 @@ def submit_job(
         if (existing := _replayed(store, user, idempotency_key, spec)) is None:
             raise
         return _replay(response, store, existing)
+    except SpecError as error:  # e.g. a budget no arch meets at a registered folder's input size
+        raise _spec_error(error, settings, user, store) from None
     try:
         queue.submit(job_id, spec.priority)
     except Exception as error:  # broker down: say so now rather than leave a job nobody will run
