@@ -1,8 +1,8 @@
 """A search on `mbv2` under a parameter budget, against a hand-designed MobileNetV2 of the same budget.
 
     python bench/mbv2_budget.py [--max-params 1000000] [--strategy evolution|random] [--population 12]
-                                [--generations 2] [--candidates 36] [--proxy synflow] [--top-k 2]
-                                [--epochs 4] [--lr 0.1] [--batch-size 64] [--seed 0] [--hand ARCH] [--json]
+                                [--generations 2] [--candidates 36] [--proxy synflow] [--top-k 1]
+                                [--epochs 3] [--lr 0.1] [--batch-size 64] [--seed 0] [--hand ARCH] [--json]
 
 Both networks go through the product's own pipeline (`worker.pipeline.create_job` + `run_job`, what
 `knas search` runs), on `cifar10-sample` (real CIFAR-10 at 32 px: 900 train / 100 valid / 1,000
@@ -96,8 +96,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=36, help="random: candidates drawn")
     parser.add_argument("--proxy", default="synflow")
     parser.add_argument("--probe", type=int, default=64)
-    parser.add_argument("--top-k", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--top-k", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=64,
                         help="0: the dataset's (256 for CIFAR: 4 steps an epoch on 900 images)")
