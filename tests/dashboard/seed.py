@@ -8,12 +8,23 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from models import Candidate, Job, Store, Training, new_id, utcnow
 from scorer.spaces import get_space
 
 FINAL = ("succeeded", "failed", "cancelled")
+
+# Rows written here bypass the pipeline, which keeps the jobs' progress counters: count them once.
+COUNT = text("UPDATE jobs SET "
+             "candidates_total = (SELECT count(*) FROM candidates c WHERE c.job_id = jobs.id), "
+             "candidates_scored = (SELECT count(*) FROM candidates c WHERE c.job_id = jobs.id AND c.status = 'scored'), "
+             "candidates_failed = (SELECT count(*) FROM candidates c WHERE c.job_id = jobs.id AND c.status = 'failed'), "
+             "trainings_total = (SELECT count(*) FROM trainings t WHERE t.job_id = jobs.id AND t.mode != 'retrain'), "
+             "trainings_done = (SELECT count(*) FROM trainings t WHERE t.job_id = jobs.id AND t.mode != 'retrain' "
+             "AND t.status = 'done'), "
+             "trainings_failed = (SELECT count(*) FROM trainings t WHERE t.job_id = jobs.id AND t.mode != 'retrain' "
+             "AND t.status = 'failed')")
 
 
 def _job_row(owner: str, status: str, n: int, created, **extra: Any) -> dict[str, Any]:
@@ -44,6 +55,7 @@ def seed_jobs(store: Store, n: int, owner: str, candidates_each: int = 2, seed: 
     with store.session() as session:
         session.execute(insert(Job), jobs)
         session.execute(insert(Candidate), candidates)
+        session.execute(COUNT)
     return per_status
 
 
@@ -61,6 +73,7 @@ def seed_big_job(store: Store, owner: str, seed: int = 0) -> tuple[str, list[flo
     with store.session() as session:
         session.execute(insert(Job), [job])
         session.execute(insert(Candidate), rows)
+        session.execute(COUNT)
     return job["id"], scores
 
 
@@ -86,4 +99,6 @@ def seed_trained_job(store: Store, owner: str, accuracies: list[float]) -> tuple
                                      epochs=epochs, valid_acc=epochs[-1]["valid_acc"], test_acc=accuracies[r],
                                      seconds=3.0, worker="test", attempts=1))
                 made[-1]["valid_acc"] = epochs[-1]["valid_acc"]
+        session.flush()
+        session.execute(COUNT)
     return job["id"], made
