@@ -124,3 +124,14 @@ def ranked_candidates(session: Session, job_id: str, limit: int = 100, offset: i
         }
         for c, t in rows
     ]
+
+
+def top_k_winner(session: Session, job_id: str) -> tuple[Candidate, Training] | None:
+    """The winner among the job's finished top-k trainings: best validation accuracy, the better rank
+    on a tie (the paper's protocol); None while none has an accuracy."""
+    rows = session.execute(
+        select(Candidate, Training).join(Training, Training.candidate_id == Candidate.id)
+        .where(Training.job_id == job_id, Training.mode != RETRAIN, Training.status == "done",
+               Training.valid_acc.is_not(None))
+    ).all()
+    return tuple(max(rows, key=lambda row: (row[1].valid_acc, -(row[0].rank or 0)))) if rows else None

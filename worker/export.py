@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from knas.jobspec import JobSpec
 from models import RETRAIN, Candidate, Job, Store, Training
+from models.queries import top_k_winner
 
 from .artifacts import ArtifactStore
 from .runtime import Runtime
@@ -38,15 +39,11 @@ def winner_training(session, job: Job) -> tuple[Candidate, Training]:
     if spec.final.mode != "train":
         raise ExportNotReady(f"job {job.id} picked its winner by final.mode={spec.final.mode!r}: "
                              f"nothing was trained, so there are no weights to export (use final.mode=train)")
-    rows = session.execute(
-        select(Candidate, Training).join(Training, Training.candidate_id == Candidate.id)
-        .where(Training.job_id == job.id, Training.mode != RETRAIN, Training.status == "done",
-               Training.valid_acc.is_not(None))
-    ).all()
-    if not rows:
+    winner = top_k_winner(session, job.id)
+    if winner is None:
         raise ExportNotReady(f"job {job.id} is {job.status}: no top-k training has finished yet, so there is "
                              f"no winner to export")
-    candidate, training = max(rows, key=lambda row: (row[1].valid_acc, -(row[0].rank or 0)))
+    candidate, training = winner
     retrained = session.scalar(select(Training).where(Training.candidate_id == candidate.id,
                                                       Training.mode == RETRAIN, Training.status == "done"))
     training = retrained or training  # the retraining's weights are the shipped model when it finished

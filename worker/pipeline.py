@@ -21,6 +21,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 import scorer
 from knas.jobspec import JobSpec, TrainStage
 from models import RETRAIN, Candidate, Job, Store, Training, Worker, utcnow
+from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
 
 from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
@@ -313,17 +314,13 @@ def _budget(spec: JobSpec, data: dict | None):
     """Whether a bred arch is within the job's constraints (at the dataset's classes and input shape)."""
     if not spec.constraints.active:
         return lambda arch: True
-    from scorer import catalog
     from scorer.spaces import get_space
 
-    if data:
-        summary = data["summary"]
-        num_classes, shape = len(summary["classes"]), (summary["channels"], summary["image_size"], summary["image_size"])
-    else:
-        entry = catalog.dataset_entry(spec.dataset)
-        num_classes, shape = entry.num_classes, tuple(entry.in_shape)
+    from .jobs import dataset_shape
+
+    shape = dataset_shape(spec.dataset, data)
     space = get_space(spec.space)
-    return lambda arch: spec.constraints.fits(*space.cost(arch, num_classes, shape))
+    return lambda arch: spec.constraints.fits(*space.cost(arch, shape["num_classes"], shape["in_shape"]))
 
 
 # ---------------------------------------------------------------- ranking
@@ -605,16 +602,13 @@ def retrain_winner(store: Store, job_id: str) -> bool:
         retrain = session.scalar(select(Training).where(Training.job_id == job_id, Training.mode == RETRAIN))
         if retrain is not None:
             return retrain.status in ("pending", "running")
-        rows = session.execute(select(Candidate.id, Candidate.rank, Training.valid_acc).join(
-            Training, Training.candidate_id == Candidate.id).where(
-            Training.job_id == job_id, Training.mode != RETRAIN, Training.status == "done",
-            Training.valid_acc.is_not(None))).all()
-        if not rows:
+        found = top_k_winner(session, job_id)
+        if found is None:
             return False  # no winner: finalise fails the job as before
-        winner = max(rows, key=lambda row: (row.valid_acc, -(row.rank or 0)))
+        winner_id = found[0].id
     try:
         with store.session() as session:
-            session.add(Training(job_id=job_id, candidate_id=winner.id, mode=RETRAIN, status="pending"))
+            session.add(Training(job_id=job_id, candidate_id=winner_id, mode=RETRAIN, status="pending"))
     except IntegrityError:
         pass  # a concurrent finalise made it
     return True
