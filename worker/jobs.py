@@ -201,9 +201,18 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
 
 
 def _shape(data: dict) -> dict:
+    """A registered folder's classes and input shape (jobs.data), as resolve_archs and budgets take them."""
     summary = data["summary"]
     size = summary["image_size"]
     return {"num_classes": len(summary["classes"]), "in_shape": (summary["channels"], size, size)}
+
+
+def dataset_shape(dataset: str, data: dict | None) -> dict:
+    """The job's classes and input shape: its registered folder's, else the built-in set's."""
+    if data:
+        return _shape(data)
+    entry = catalog.dataset_entry(dataset)
+    return {"num_classes": entry.num_classes, "in_shape": tuple(entry.in_shape)}
 
 
 def _builtin(name: str) -> bool:
