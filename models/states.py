@@ -9,7 +9,14 @@ from __future__ import annotations
 from enum import Enum
 
 
-class JobState(str, Enum):
+class StrEnum(str, Enum):
+    """A `str` enum that prints as its value (3.10 has no enum.StrEnum)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class JobState(StrEnum):
     QUEUED = "queued"
     SCORING = "scoring"
     RANKING = "ranking"
@@ -18,28 +25,16 @@ class JobState(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    def __str__(self) -> str:
-        return self.value
-
-
-class CandidateState(str, Enum):
+class CandidateState(StrEnum):
     PENDING = "pending"
     SCORED = "scored"
     FAILED = "failed"
 
-    def __str__(self) -> str:
-        return self.value
-
-
-class TrainingState(str, Enum):
+class TrainingState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
-
 
 JOB_STATES = tuple(s.value for s in JobState)
 ACTIVE_STATES = (JobState.QUEUED.value, JobState.SCORING.value, JobState.RANKING.value, JobState.TRAINING.value)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import singledispatch
 from typing import Any, Callable
 
 from models import JobState
+from models.states import StrEnum
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """Celery task names (stable: messages in a broker outlive a deploy)."""
 
     START_JOB = "knas.start_job"
@@ -34,19 +34,11 @@ class Task(str, Enum):
     FINALISE = "knas.finalise"
     SWEEP = "knas.sweep"
 
-    def __str__(self) -> str:
-        return self.value
-
-
-class Queue(str, Enum):
+class Queue(StrEnum):
     """Broker queues: scoring is short and wide, training long; a worker may serve either or both."""
 
     SCORE = "score"
     TRAIN = "train"
-
-    def __str__(self) -> str:
-        return self.value
-
 
 ROUTES: dict[Task, Queue] = {
     Task.START_JOB: Queue.SCORE, Task.SCORE_CHUNK: Queue.SCORE, Task.RANK: Queue.SCORE, Task.SWEEP: Queue.SCORE,
