@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from knas.settings import Settings
 from models import Job, Store
@@ -25,15 +26,17 @@ from worker.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
-def get_settings(request: Request) -> Settings:
+# `async def`: FastAPI runs a sync dependency in the threadpool, a hop per dependency per request;
+# these only read app.state, so they run on the event loop.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_queue(request: Request) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 
@@ -174,14 +177,23 @@ _bearer = HTTPBearer(auto_error=False, description="an API token from `knas user
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
 
-def get_current_user(request: Request, store: StoreDep,
-                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`: 401 without a valid one, 403 if revoked."""
+def _refuse(limiter: FailedAuthLimiter | SharedAuthLimiter, client: str) -> None:
+    """Count a failed authentication (429 first if `client` is over its limit)."""
+    limiter.check(client)
+    limiter.failed(client)
+
+
+async def get_current_user(request: Request, store: StoreDep,
+                           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`: 401 without a valid one, 403 if revoked.
+
+    On the event loop while the token is in the auth cache (most requests); the database and the
+    shared limiter (Redis) are only reached from the threadpool, on a miss or a failure.
+    """
     limiter: FailedAuthLimiter | SharedAuthLimiter = request.app.state.auth_limiter
     client = request.client.host if request.client else "unknown"
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        limiter.check(client)
-        limiter.failed(client)
+        await run_in_threadpool(_refuse, limiter, client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "authentication required: send 'Authorization: Bearer <token>' "
                             "(tokens come from `knas users add`)", headers=UNAUTHENTICATED)
@@ -191,12 +203,11 @@ def get_current_user(request: Request, store: StoreDep,
     principal = cache.get(digest)
     if principal is not None:
         return principal
-    principal, revoked = authenticate(store, credentials.credentials)
+    principal, revoked = await run_in_threadpool(authenticate, store, credentials.credentials)
     if principal is not None:
         cache.put(digest, principal)
     else:
-        limiter.check(client)
-        limiter.failed(client)
+        await run_in_threadpool(_refuse, limiter, client)
         if revoked:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token has been revoked; ask an admin for a new one")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers=UNAUTHENTICATED)
@@ -206,19 +217,30 @@ def get_current_user(request: Request, store: StoreDep,
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def existing_job_id(job_id: str, store: StoreDep, user: CurrentUser) -> str:
-    """The path's job id, canonical; 404 for anything that is not a job this caller may see."""
+async def canonical_job_id(job_id: str) -> str:
+    """The path's job id in canonical form; 404 for anything that is not a UUID (no query needed)."""
     try:
-        canonical = str(uuid.UUID(job_id))
+        return str(uuid.UUID(job_id))
     except ValueError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}: job ids are UUIDs") from None
-    query = select(Job.id).where(Job.id == canonical)
-    if not user.admin:
-        query = query.where(Job.owner == user.name)
+
+
+def visible(query, user: Principal):
+    """`query` over jobs, narrowed to the ones `user` may see (all of them for an admin)."""
+    return query if user.admin else query.where(Job.owner == user.name)
+
+
+def job_not_found(job_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+
+
+def existing_job_id(job_id: Annotated[str, Depends(canonical_job_id)], store: StoreDep, user: CurrentUser) -> str:
+    """The path's job id, canonical; 404 for anything that is not a job this caller may see."""
     with store.session() as session:
-        if session.scalar(query) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {canonical!r}")
-    return canonical
+        if session.scalar(visible(select(Job.id).where(Job.id == job_id), user)) is None:
+            raise job_not_found(job_id)
+    return job_id
 
 
 JobIdDep = Annotated[str, Depends(existing_job_id)]
+JobIdPath = Annotated[str, Depends(canonical_job_id)]  # for routes that check visibility in their own query

@@ -8,7 +8,12 @@ Prints
 2. scoring throughput (candidates/s) with 1 and with 2 CPU worker processes;
 3. status-poll latency p50/p99 of GET /v1/jobs/{id} under a bounded load (--rate req/s for --seconds s);
 4. the same job run twice: the second scoring stage reuses the lab-wide score cache (speed-up, same scores);
-5. 1 -> 2 workers against the ideal: two independent scoring processes on the same machine.
+5. 1 -> 2 workers against the ideal: two independent scoring processes on the same machine;
+6. reads of a 15,625-candidate job mid-scoring, API only (no workers), at --clients concurrent
+   clients for --read-seconds each: GET /v1/jobs/{id}, the same with If-None-Match (304), a
+   25-row page of candidates, GET /v1/me -- requests/s, p50 and p99 (wrk when installed, which
+   takes less of the 2 cores than the server; else a Python closed loop). `--reads-only` runs
+   just this part; `--api-workers N` serves it with `knas serve --workers N`.
 
 Needs PostgreSQL and Redis on 127.0.0.1 (as the tests do). Creates and drops its own database.
 """
@@ -42,7 +47,7 @@ def free_port() -> int:
 class Stack:
     """A private database, a flushed Redis db, the API and N workers as subprocesses."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, api_workers: int = 1) -> None:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
@@ -65,9 +70,10 @@ class Stack:
         self.headers = {"Authorization": f"Bearer {add_user(store, 'bench', admin=True)}"}
         store.dispose()
         knas = [sys.executable, "-m", "knas.cli.main"]
-        self.procs = [subprocess.Popen([*knas, "serve", "--port", str(self.port)], env=env,
+        serve = [*knas, "serve", "--port", str(self.port)] + (["--workers", str(api_workers)] if api_workers > 1 else [])
+        self.procs = [subprocess.Popen(serve, env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-        threads = str(max(1, (os.cpu_count() or 1) // workers))  # never more torch threads than cores
+        threads = str(max(1, (os.cpu_count() or 1) // max(workers, 1)))  # never more torch threads than cores
         self.procs += [subprocess.Popen([*knas, "worker", "--device", "cpu", "--name", f"bench{i}",
                                          "--threads", threads], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -82,7 +88,7 @@ class Stack:
         while time.time() < deadline:
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    time.sleep(3)  # give workers time to connect
+                    time.sleep(3 if len(self.procs) > 1 else 1)  # give workers time to connect
                     return
             except httpx.HTTPError:
                 pass
@@ -180,6 +186,145 @@ async def poll_load(base: str, job_id: str, rate: int, seconds: int, headers: di
     return latencies
 
 
+# ---------------------------------------------------------------- reads of a big job mid-scoring
+
+READ_ROUTES = {"job": "/v1/jobs/{id}", "job_304": "/v1/jobs/{id}", "page": "/v1/jobs/{id}/candidates?limit=25",
+               "page_304": "/v1/jobs/{id}/candidates?limit=25", "me": "/v1/me"}
+
+
+def seed_mid_scoring(stack: Stack, scored_share: float = 0.5) -> str:
+    """One job over all 15,625 nats-tss cells, written by the product's create_job, half of it scored."""
+    from sqlalchemy import text
+
+    from knas.jobspec import JobSpec
+    from models import Store
+    from worker.jobs import create_job
+
+    store = Store(stack.url, migrate=False)
+    spec = JobSpec.model_validate({"space": "nats-tss", "dataset": "synthetic", "candidates": {"strategy": "all"},
+                                   "proxy": {"name": "mgm", "batch_size": 16}, "top_k": 5, "final": {"mode": "none"}})
+    job_id = create_job(store, spec, owner="bench")
+    with store.session() as session:  # what the pipeline would have written: scores of the first half, counted
+        session.execute(text("UPDATE candidates SET status = 'scored', score = random(), proxy_seconds = 0.1, "
+                             "scores = json_build_object('mgm', random()), params = 1000 + arch_index "
+                             "WHERE job_id = :j AND id % 100 < :share"), {"j": job_id, "share": int(scored_share * 100)})
+        session.execute(text("UPDATE jobs SET status = 'scoring', started_at = now(), candidates_scored = "
+                             "(SELECT count(*) FROM candidates WHERE job_id = :j AND status = 'scored') WHERE id = :j"),
+                        {"j": job_id})
+    with store.engine.connect() as connection:  # what autovacuum does within a minute of a job's insert
+        connection.execute(text("ANALYZE candidates")), connection.execute(text("ANALYZE jobs"))
+        connection.commit()
+    store.dispose()
+    return job_id
+
+
+def explain_page(stack: Stack, job_id: str) -> str:
+    """EXPLAIN ANALYZE of the candidate page's query, as the API sends it (docs/benchmarks.md quotes it)."""
+    from sqlalchemy.dialects import postgresql
+
+    from models import Store
+    from models.queries import ranked_candidates_query
+
+    store = Store(stack.url, migrate=False)
+    query = ranked_candidates_query(job_id, limit=25, offset=0)
+    sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    with store.engine.connect() as c:
+        from sqlalchemy import text
+
+        plan = "\n".join(row[0] for row in c.execute(text("EXPLAIN ANALYZE " + sql)))
+    store.dispose()
+    return plan
+
+
+def wrk_load(url: str, headers: dict[str, str], clients: int, seconds: int) -> dict:
+    """wrk's closed loop: `clients` connections, each sending its next request when the last is answered."""
+    import re
+    import shutil
+
+    command = [shutil.which("wrk"), "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--latency", "--timeout", "10s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+    def ms(label: str) -> float:
+        value, suffix = re.search(rf"^\s*{label}%?\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return round(float(value) * unit[suffix], 2)
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
+            "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "failed": int(non_2xx.group(1)) if non_2xx else 0 + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+async def python_load(url: str, headers: dict[str, str], clients: int, seconds: int) -> dict:
+    """The same closed loop in Python (httpx), where wrk is not installed: it competes for the cores."""
+    import httpx
+
+    latencies: list[float] = []
+    failed = 0
+    async with httpx.AsyncClient(timeout=10, headers=headers, limits=httpx.Limits(max_connections=clients)) as c:
+        end = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal failed
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                try:
+                    r = await c.get(url)
+                    ok = r.status_code < 400
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    failed += 1
+
+        begin = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - begin
+    q = statistics.quantiles(latencies, n=100)
+    return {"rps": round(len(latencies) / elapsed, 1), "p50_ms": round(q[49] * 1000, 2),
+            "p99_ms": round(q[98] * 1000, 2), "failed": failed}
+
+
+def read_figures(clients: int, seconds: int, api_workers: int, say) -> dict:
+    """Requests/s and latency of the reads a dashboard and `knas status` make, on a 15,625-candidate job."""
+    import shutil
+
+    import httpx
+
+    stack = Stack(workers=0, api_workers=api_workers)
+    try:
+        job_id = seed_mid_scoring(stack)
+        figures: dict = {"clients": clients, "seconds": seconds, "api_workers": api_workers,
+                         "load": "wrk" if shutil.which("wrk") else "python", "candidates": 15625}
+        say(f"reads: a {figures['candidates']}-candidate job mid-scoring, {clients} clients x {seconds} s, "
+            f"{api_workers} API process(es), load from {figures['load']}")
+        for name, route in READ_ROUTES.items():
+            url = stack.base + route.format(id=job_id)
+            headers = dict(stack.headers)
+            if name.endswith("_304"):
+                headers["If-None-Match"] = httpx.get(url, headers=stack.headers, timeout=30).headers["etag"]
+            warm = httpx.get(url, headers=headers, timeout=30)  # warm: the auth cache, the pool
+            if warm.status_code != (304 if name.endswith("_304") else 200):
+                raise RuntimeError(f"{route}: {warm.status_code} {warm.text[:200]}")
+            def load(duration: int) -> dict:
+                return (wrk_load(url, headers, clients, duration) if figures["load"] == "wrk"
+                        else asyncio.run(python_load(url, headers, clients, duration)))
+
+            load(2)  # steady state, as on a server up for days: every API process's pool and caches filled
+            result = load(seconds)
+            figures[name] = result
+            say(f"  {name:9s} {route:38s} {result['rps']:7.1f} req/s  p50 {result['p50_ms']:6.1f} ms  "
+                f"p99 {result['p99_ms']:6.1f} ms  failed {result['failed']}")
+        figures["page_plan"] = explain_page(stack, job_id)
+        return figures
+    finally:
+        stack.close()
+
+
 def main() -> None:
     import json
 
@@ -189,9 +334,18 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the read benchmark")
+    parser.add_argument("--read-seconds", type=int, default=10, help="seconds of load per read route")
+    parser.add_argument("--api-workers", type=int, default=1, help="API processes for the read benchmark")
+    parser.add_argument("--reads-only", action="store_true", help="only the reads of a 15,625-candidate job")
     args = parser.parse_args()
     say = (lambda *a, **k: None) if args.json else print
     figures: dict = {"candidates": args.candidates, "probe": args.probe}
+    figures["reads"] = read_figures(args.clients, args.read_seconds, args.api_workers, say)
+    if args.reads_only:
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        return
 
     throughput = {}
     for workers in (1, 2):

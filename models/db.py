@@ -4,11 +4,13 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -83,6 +85,7 @@ class Store:
             upgrade(url)
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._async_engine = None
 
     @property
     def backend(self) -> str:
@@ -98,6 +101,48 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` from async code, for the API's hot reads (a Core `Connection`).
+
+        On PostgreSQL `fn` runs on the event loop itself: an async psycopg engine, on which SQLAlchemy
+        runs the same sync code under a greenlet, in autocommit (no BEGIN/COMMIT round trips, no
+        threadpool hand-off). Each statement then has its own snapshot: `fn` should not rely on two
+        of its queries seeing one instant. Instead of pinging every connection it takes from the pool
+        (a round trip per request), a read that finds its connection dead (the database restarted) is
+        run once more on a fresh one. Elsewhere (SQLite: one file, one process) `fn` runs in a worker
+        thread on an ordinary connection.
+        """
+        if self.backend != "postgresql":
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(self._read_sync, fn, *args)
+        if self._async_engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            url = make_url(self.url).set(drivername="postgresql+psycopg")  # psycopg 3 is async as well
+            self._async_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=3600,
+                                                     isolation_level="AUTOCOMMIT")
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in (1, 2):
+            try:
+                async with self._async_engine.connect() as connection:
+                    return await connection.run_sync(fn, *args)
+            except DBAPIError as error:
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.engine.connect() as connection:
+            return fn(connection, *args)
+
+    async def dispose_async(self) -> None:
+        """Close the async engine `read` opened (it belongs to the event loop that opened it)."""
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+            self._async_engine = None
 
     def dispose(self) -> None:
         self.engine.dispose()

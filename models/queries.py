@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, Integer, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .tables import RETRAIN, Candidate, Job, Training
-
-
-_PREFETCHED = "knas.progress"  # session.info key: progress of the jobs list_jobs just read
 
 
 def _progress_counts(candidates: dict[str, int], trainings: dict[str, int]) -> dict[str, int]:
@@ -28,23 +25,28 @@ def progress(session: Session, job_id: str) -> dict[str, int]:
     return progress_many(session, [job_id])[job_id]
 
 
-def progress_many(session: Session, job_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Progress of many jobs from their counters (one indexed read; no row is recounted).
+def progress_of(job) -> dict[str, int]:
+    """Progress from a job's counters (a `Job` or any row with its counter columns): nothing is recounted.
 
     The pipeline updates the counters in the same transaction as the change they count, so they
     are exact after crashes and redeliveries (tests/reliability recounts them after every fault).
     """
+    return {
+        "candidates": job.candidates_total, "scored": job.candidates_scored, "failed": job.candidates_failed,
+        "pending": job.candidates_total - job.candidates_scored - job.candidates_failed,
+        "trained": job.trainings_done, "training": job.trainings_total - job.trainings_done - job.trainings_failed,
+        "training_failed": job.trainings_failed,
+    }
+
+
+def progress_many(session: Session, job_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Progress of many jobs from their counters (one indexed read)."""
     if not job_ids:
         return {}
     rows = session.execute(select(Job.id, Job.candidates_total, Job.candidates_scored, Job.candidates_failed,
                                   Job.trainings_total, Job.trainings_done, Job.trainings_failed)
                            .where(Job.id.in_(job_ids))).all()
-    out = {row.id: {
-        "candidates": row.candidates_total, "scored": row.candidates_scored, "failed": row.candidates_failed,
-        "pending": row.candidates_total - row.candidates_scored - row.candidates_failed,
-        "trained": row.trainings_done, "training": row.trainings_total - row.trainings_done - row.trainings_failed,
-        "training_failed": row.trainings_failed,
-    } for row in rows}
+    out = {row.id: progress_of(row) for row in rows}
     return {job_id: out.get(job_id, _progress_counts({}, {})) for job_id in job_ids}
 
 
@@ -58,9 +60,17 @@ def recount(session: Session, job_id: str) -> dict[str, int]:
     return _progress_counts(candidates, trainings)
 
 
-def job_summary(session: Session, job: Job) -> dict[str, Any]:
-    """A job as the API and CLI show it. Progress comes from `list_jobs`' prefetch when it read this job."""
-    prefetched = session.info.get(_PREFETCHED, {}).pop(job.id, None)
+# What `job_summary` reads of a job: a status poll selects these columns, not the whole ORM entity.
+SUMMARY_COLUMNS = (Job.id, Job.owner, Job.status, Job.priority, Job.space, Job.dataset, Job.proxy, Job.n_candidates,
+                   Job.top_k, Job.spec, Job.created_at, Job.started_at, Job.finished_at, Job.timings, Job.error,
+                   Job.result, Job.updated_at, Job.candidates_total, Job.candidates_scored, Job.candidates_failed,
+                   Job.trainings_total, Job.trainings_done, Job.trainings_failed)
+
+
+def job_summary(session: Session | None, job: Job) -> dict[str, Any]:
+    """A job as the API and CLI show it; its progress is the row's own counters (no further query).
+
+    `job` is a `Job` or a row of at least `SUMMARY_COLUMNS`."""
     return {
         "id": job.id,
         "owner": job.owner,
@@ -72,7 +82,7 @@ def job_summary(session: Session, job: Job) -> dict[str, Any]:
         "n_candidates": job.n_candidates,
         "top_k": job.top_k,
         "spec": job.spec,
-        "progress": prefetched if prefetched is not None else progress(session, job.id),
+        "progress": progress_of(job),
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -100,30 +110,33 @@ def list_jobs(session: Session, status: str | None = None, owner: str | None = N
         query = query.where(Job.owner == owner)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     jobs = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all())
-    # One grouped query for the whole page instead of one per job: job_summary picks these up (once each).
-    session.info.setdefault(_PREFETCHED, {}).update(progress_many(session, [job.id for job in jobs]))
     return jobs, int(total or 0)
 
 
-def ranked_candidates(session: Session, job_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Candidate, Training)
-        .outerjoin(Training, and_(Training.candidate_id == Candidate.id, Training.mode != RETRAIN))
-        .where(Candidate.job_id == job_id)
-        .order_by(Candidate.rank.is_(None), Candidate.rank, Candidate.id)
-        .limit(limit).offset(offset)
-    ).all()
-    return [
-        {
-            "id": c.id, "rank": c.rank, "arch": c.arch, "arch_index": c.arch_index, "status": c.status,
-            "score": c.score, "score_std": c.score_std, "scores": c.scores, "params": c.params,
-            "proxy_seconds": c.proxy_seconds,
-            "worker": c.worker, "error": c.error,
-            "valid_acc": t.valid_acc if t else None, "test_acc": t.test_acc if t else None,
-            "training_status": t.status if t else None,
-        }
-        for c, t in rows
-    ]
+PAGE_COLUMNS = (Candidate.id, Candidate.rank, Candidate.arch, Candidate.arch_index, Candidate.status, Candidate.score,
+                Candidate.score_std, Candidate.scores, Candidate.params, Candidate.proxy_seconds, Candidate.worker,
+                Candidate.error, Training.valid_acc, Training.test_acc, Training.status.label("training_status"))
+
+
+# Built once, with bound parameters: building the statement cost more than PostgreSQL's part of a page.
+_PAGE = (select(*PAGE_COLUMNS)
+         .outerjoin(Training, and_(Training.candidate_id == Candidate.id, Training.mode != RETRAIN))
+         .where(Candidate.job_id == bindparam("job_id"))
+         .order_by(Candidate.rank.asc().nulls_last(), Candidate.id)
+         .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+
+
+def ranked_candidates_query(job_id: str, limit: int = 100, offset: int = 0):
+    """Best first, unranked last, ties by id: the order of index ix_candidates_job_rank (job_id, rank, id),
+    so PostgreSQL reads a page's rows off the index instead of sorting the whole job (migration 0010)."""
+    return _PAGE.params(job_id=job_id, limit=limit, offset=offset)
+
+
+def ranked_candidates(connection: Connection | Session, job_id: str, limit: int = 100,
+                      offset: int = 0) -> list[dict[str, Any]]:
+    """A page of the job's ranking as plain rows (columns, not ORM entities: a page is read often)."""
+    rows = connection.execute(_PAGE, {"job_id": job_id, "limit": limit, "offset": offset})
+    return [dict(row._mapping) for row in rows]
 
 
 def top_k_winner(session: Session, job_id: str) -> tuple[Candidate, Training] | None:

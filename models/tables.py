@@ -83,7 +83,7 @@ class Candidate(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "arch"),
         Index("ix_candidates_job_status", "job_id", "status"),
-        Index("ix_candidates_job_rank", "job_id", "rank"),
+        Index("ix_candidates_job_rank", "job_id", "rank", "id"),  # a page in index order
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

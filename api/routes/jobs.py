@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from knas.jobspec import JobSpec, TrainStage
 from knas.settings import Settings
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +23,8 @@ from worker.artifacts import artifacts_from_settings
 from worker.export import read_card
 from worker.jobs import SpecError, cancel_job, check_spec, create_job, delete_job, fail_job, job_status
 
-from ..deps import CurrentUser, JobIdDep, QueueDep, SettingsDep, StoreDep
-from ..live import CACHE_HEADERS, Cursor, etag, job_events, job_version, not_modified
+from ..deps import CurrentUser, JobIdDep, JobIdPath, QueueDep, SettingsDep, StoreDep, job_not_found
+from ..live import CACHE_HEADERS, Cursor, etag, job_events, not_modified, versioned_job
 from ..schemas import CandidatePublic, CandidatesPublic, JobPublic, JobsPublic, Problem
 
 log = logging.getLogger(__name__)
@@ -224,17 +224,19 @@ IfNoneMatch = Annotated[str | None, Header(max_length=2048, description="an ETag
 NOT_MODIFIED = {304: {"description": "not modified since the ETag sent in If-None-Match"}}
 
 
-def _conditional(response: Response, store: Store, job_id: str, kind: str, if_none_match: str | None,
-                 **params) -> Response | None:
+def _conditional(response: Response, tag: str, if_none_match: str | None) -> Response | None:
     """Set the answer's ETag; a 304 (no body) when the client's If-None-Match already names it."""
-    version = job_version(store, job_id)
-    if version is None:  # deleted since the ownership check
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
-    tag = etag(kind, job_id, version, **params)
     if not_modified(if_none_match, tag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag, **CACHE_HEADERS})
     response.headers.update({"ETag": tag, **CACHE_HEADERS})
     return None
+
+
+def _visible_job(connection: Connection, job_id: str, user: Principal) -> tuple[Row, tuple]:
+    found = versioned_job(connection, job_id, user)
+    if found is None:
+        raise job_not_found(job_id)
+    return found
 
 
 def _validators(response: Response) -> dict[str, str]:
@@ -242,12 +244,19 @@ def _validators(response: Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k in ("etag", "cache-control", "vary")}
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses={**NOT_FOUND, **NOT_MODIFIED})
-def get_job(job_id: JobIdDep, store: StoreDep, response: Response, if_none_match: IfNoneMatch = None):
-    """The job with its progress. Send the ETag back in If-None-Match: 304 until the job moves."""
-    if (unchanged := _conditional(response, store, job_id, "job", if_none_match)) is not None:
+def _job_answer(connection: Connection, job_id: str, user: Principal, if_none_match: str | None,
+                response: Response) -> JobPublic | Response:
+    job, version = _visible_job(connection, job_id, user)  # one query: visibility, version and body
+    if (unchanged := _conditional(response, etag("job", job_id, version), if_none_match)) is not None:
         return unchanged
-    return _job_public(store, job_id)
+    return JobPublic.model_validate(job_summary(None, job))
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses={**NOT_FOUND, **NOT_MODIFIED})
+async def get_job(job_id: JobIdPath, user: CurrentUser, store: StoreDep, response: Response,
+                  if_none_match: IfNoneMatch = None):
+    """The job with its progress. Send the ETag back in If-None-Match: 304 until the job moves."""
+    return await store.read(_job_answer, job_id, user, if_none_match, response)
 
 
 @router.get("/{job_id}/events", response_class=StreamingResponse,
@@ -276,11 +285,22 @@ async def events(
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+def _page(connection: Connection, job_id: str, user: Principal, if_none_match: str | None, response: Response,
+          format: str, limit: int, offset: int) -> tuple[list[dict], int] | Response:
+    job, version = _visible_job(connection, job_id, user)
+    tag = etag("candidates", job_id, version, format=format, limit=limit, offset=offset)
+    if (unchanged := _conditional(response, tag, if_none_match)) is not None:
+        return unchanged
+    # A version older than the page at worst (autocommit: two snapshots): the next poll then gets a 200, not a 304.
+    return ranked_candidates(connection, job_id, limit=limit, offset=offset), job.n_candidates
+
+
 @router.get("/{job_id}/candidates", response_model=CandidatesPublic,
             responses={**NOT_FOUND, **NOT_MODIFIED,
                        200: {"content": {"text/csv": {}}, "description": "ranked candidates"}})
-def get_candidates(
-    job_id: JobIdDep,
+async def get_candidates(
+    job_id: JobIdPath,
+    user: CurrentUser,
     store: StoreDep,
     response: Response,
     format: Literal["json", "csv"] = "json",
@@ -291,12 +311,10 @@ def get_candidates(
     """Best first (rank 1 = highest score); unranked candidates (still pending, or failed) last.
 
     With an ETag (per format, limit and offset): If-None-Match gets a 304 until the job moves."""
-    if (unchanged := _conditional(response, store, job_id, "candidates", if_none_match,
-                                  format=format, limit=limit, offset=offset)) is not None:
-        return unchanged
-    with store.session() as session:
-        rows = ranked_candidates(session, job_id, limit=limit, offset=offset)
-        total = session.get(Job, job_id).n_candidates
+    page = await store.read(_page, job_id, user, if_none_match, response, format, limit, offset)
+    if isinstance(page, Response):
+        return page
+    rows, total = page
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
