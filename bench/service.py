@@ -1,10 +1,12 @@
 """Service overheads on the real stack: PostgreSQL + Redis + Celery workers + the HTTP API, on loopback.
 
-    python bench/service.py [--candidates 60] [--probe 16] [--rate 200] [--seconds 20] [--json]
+    python bench/service.py [--candidates 200] [--chunk-size 25] [--probe 16] [--rate 200] [--seconds 20] [--json]
 
 Prints
-1. per-candidate overhead of queue + store against pure scoring time (one worker):
-   (scoring-stage wall time - sum of proxy seconds) / candidates, and that as a share of scoring;
+1. per-candidate overhead (one worker), two ways: (scoring-stage wall - sum of the proxy's timed
+   passes) / candidates, which counts building each net as overhead; and queue + store alone, the
+   service's time per candidate minus the scorer's own time (net build + proxy) on exactly the same
+   candidates in one process with the worker's threads (`queue_store_share`, issue 13's target);
 2. scoring throughput (candidates/s) with 1 and with 2 CPU worker processes;
 3. status-poll latency p50/p99 of GET /v1/jobs/{id} under a bounded load (--rate req/s for --seconds s);
 4. the same job run twice: the second scoring stage reuses the lab-wide score cache (speed-up, same scores);
@@ -47,7 +49,7 @@ def free_port() -> int:
 class Stack:
     """A private database, a flushed Redis db, the API and N workers as subprocesses."""
 
-    def __init__(self, workers: int, api_workers: int = 1) -> None:
+    def __init__(self, workers: int, api_workers: int = 1, chunk_size: int = 25) -> None:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
@@ -61,7 +63,7 @@ class Stack:
         self.url = make_url(PG_ADMIN).set(database=self.db).render_as_string(hide_password=False)
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KNAS_")}
-        env.update(KNAS_DATABASE_URL=self.url, KNAS_BROKER_URL=REDIS, KNAS_CHUNK_SIZE="5", KNAS_DEVICE="cpu",
+        env.update(KNAS_DATABASE_URL=self.url, KNAS_BROKER_URL=REDIS, KNAS_CHUNK_SIZE=str(chunk_size), KNAS_DEVICE="cpu",
                    OMP_NUM_THREADS="1" if workers > 1 else "2")
         from models import Store
         from models.users import add_user
@@ -130,7 +132,7 @@ def run_job(stack: Stack, candidates: int, probe: int, seed: int = 0, cache: boo
     scoring = job["timings"]["scoring"]
     wall = (datetime.fromisoformat(scoring["finished"]) - datetime.fromisoformat(scoring["started"])).total_seconds()
     return {"id": job["id"], "wall": wall, "proxy_seconds": sum(r["proxy_seconds"] or 0 for r in rows),
-            "n": len(rows), "scores": sorted((r["arch"], r["score"]) for r in rows)}
+            "n": len(rows), "scores": sorted((r["arch"], r["score"]) for r in rows), "archs": [r["arch"] for r in rows]}
 
 
 IDEAL = """
@@ -147,6 +149,32 @@ for arch in archs:
     scorer.score_arch(space, arch, "mgm", x, y, candidate_seed(0, arch), 10)
 print(time.perf_counter() - start)
 """
+
+
+STANDALONE = """
+import json, sys, time
+import scorer
+from scorer.seeding import candidate_seed
+archs, probe = json.load(sys.stdin), int(sys.argv[1])
+space = scorer.get_space("nats-tss")
+x, y = scorer.probe_batch("synthetic", probe, 0)
+scorer.score_arch(space, archs[0], "mgm", x, y, 0, 10)  # warm-up
+start = time.perf_counter()
+for arch in archs:
+    scorer.score_arch(space, arch, "mgm", x, y, candidate_seed(0, arch), 10)
+print(time.perf_counter() - start)
+"""
+
+
+def standalone_seconds(archs: list[str], probe: int, threads: int) -> float:
+    """Seconds the scorer alone takes for exactly these candidates (net build + proxy, no queue, no
+    store), in one process with the worker's thread count: what the service adds is measured against it."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", STANDALONE, str(probe)], input=json.dumps(archs), env=env,
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
 
 
 def ideal_throughput(processes: int, candidates: int, probe: int) -> float:
@@ -310,12 +338,9 @@ def read_figures(clients: int, seconds: int, api_workers: int, say) -> dict:
             warm = httpx.get(url, headers=headers, timeout=30)  # warm: the auth cache, the pool
             if warm.status_code != (304 if name.endswith("_304") else 200):
                 raise RuntimeError(f"{route}: {warm.status_code} {warm.text[:200]}")
-            def load(duration: int) -> dict:
-                return (wrk_load(url, headers, clients, duration) if figures["load"] == "wrk"
-                        else asyncio.run(python_load(url, headers, clients, duration)))
-
-            load(2)  # steady state, as on a server up for days: every API process's pool and caches filled
-            result = load(seconds)
+            load = wrk_load if figures["load"] == "wrk" else (lambda *a: asyncio.run(python_load(*a)))
+            load(url, headers, clients, 2)  # steady state, as on a server up for days: pools and caches filled
+            result = load(url, headers, clients, seconds)
             figures[name] = result
             say(f"  {name:9s} {route:38s} {result['rps']:7.1f} req/s  p50 {result['p50_ms']:6.1f} ms  "
                 f"p99 {result['p99_ms']:6.1f} ms  failed {result['failed']}")
@@ -329,7 +354,9 @@ def main() -> None:
     import json
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--candidates", type=int, default=60)
+    parser.add_argument("--candidates", type=int, default=200)
+    parser.add_argument("--chunk-size", type=int, default=25,
+                        help="candidates per scoring task (KNAS_CHUNK_SIZE; 25 is the product's default)")
     parser.add_argument("--probe", type=int, default=16)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=20)
@@ -340,7 +367,7 @@ def main() -> None:
     parser.add_argument("--reads-only", action="store_true", help="only the reads of a 15,625-candidate job")
     args = parser.parse_args()
     say = (lambda *a, **k: None) if args.json else print
-    figures: dict = {"candidates": args.candidates, "probe": args.probe}
+    figures: dict = {"candidates": args.candidates, "probe": args.probe, "chunk_size": args.chunk_size}
     figures["reads"] = read_figures(args.clients, args.read_seconds, args.api_workers, say)
     if args.reads_only:
         if args.json:
@@ -349,9 +376,9 @@ def main() -> None:
 
     throughput = {}
     for workers in (1, 2):
-        stack = Stack(workers)
+        stack = Stack(workers, chunk_size=args.chunk_size)
         try:
-            run_job(stack, 10 * workers, args.probe, seed=1)  # warm-up: imports and data in every worker
+            run_job(stack, max(10, args.chunk_size) * workers, args.probe, seed=1)  # warm-up: every worker gets a chunk
             r = run_job(stack, args.candidates, args.probe, seed=2)
             throughput[workers] = r["n"] / r["wall"]
             if workers == 1:
@@ -360,8 +387,17 @@ def main() -> None:
                 figures.update(overhead_ms=round(overhead * 1000, 1), scoring_ms=round(scoring * 1000, 1),
                                overhead_share=round(overhead / scoring, 4))
                 say(f"1 worker: {r['n']} candidates, scoring stage {r['wall']:.1f} s, proxy time {r['proxy_seconds']:.1f} s")
-                say(f"  overhead of queue + store + net build per candidate: {overhead * 1000:.1f} ms "
-                    f"= {100 * overhead / scoring:.1f}% of {scoring * 1000:.1f} ms scoring")
+                say(f"  outside the proxy's timed passes (net build + queue + store) per candidate: "
+                    f"{overhead * 1000:.1f} ms = {100 * overhead / scoring:.1f}% of {scoring * 1000:.1f} ms")
+                # Queue + store alone: the same candidates scored by the scorer alone (it builds the nets too).
+                alone = standalone_seconds(r["archs"], args.probe, threads=os.cpu_count() or 1) / r["n"]
+                service = r["wall"] / r["n"]
+                figures.update(standalone_ms=round(alone * 1000, 1), service_ms=round(service * 1000, 1),
+                               queue_store_ms=round((service - alone) * 1000, 1),
+                               queue_store_share=round((service - alone) / alone, 4))
+                say(f"  queue + store per candidate: service {service * 1000:.1f} ms - scorer alone on the same "
+                    f"candidates {alone * 1000:.1f} ms = {(service - alone) * 1000:.1f} ms "
+                    f"= {100 * (service - alone) / alone:.1f}% of scoring")
                 errors: list[str] = []
                 latencies = asyncio.run(poll_load(stack.base, r["id"], args.rate, args.seconds, stack.headers,
                                                   errors))
