@@ -105,7 +105,7 @@ def main() -> None:
         cache = ScoreCache(args.cache, args.probe, seed, "cifar10-sample")
         start = time.time()
 
-        def progress(done, total):
+        def progress(done, total, repeat=repeat, start=start):  # bound: this repeat's
             if done % 50 == 0 or done == total:
                 log(f"  repeat {repeat + 1}/{args.repeats}: {done}/{total} archs, {time.time() - start:.0f} s")
 

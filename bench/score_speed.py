@@ -252,7 +252,7 @@ def print_table(rows: list[dict]) -> None:
             f"{r['mgm_mem_over_batched']:.2f}x" if mem and r["mgm_mem_over_batched"] is not None
             else "-", f"{r['mgm_vs_loop_rel_diff']:.1e}",
         ))
-    widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     fmt = "| " + " | ".join("{:<%d}" % w for w in widths) + " |"
     print(fmt.format(*head))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

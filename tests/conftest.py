@@ -90,3 +90,31 @@ def redis_url():
     yield REDIS_TEST_URL
     client.flushdb()
     client.close()
+
+
+# ---------------------------------------------------------------- lanes (markers)
+
+# A test's lane follows from what it uses, so no test has to remember to mark itself:
+# `service` needs PostgreSQL or Redis, `live` starts a server or worker process, `browser` drives
+# Chromium, `slow` runs whole searches (every CLI and bench test runs one in a subprocess; other
+# files mark themselves). `pytest -m "not live and not service and not browser and not slow"` is
+# the fast lane (README.md).
+_LANE_FIXTURES = {
+    "service": {"pg_url", "redis_url", "pg_cluster", "stack", "module_stack"},
+    "live": {"embedded_server", "dashboard_server", "start_server", "pg_server", "pg_server_with_broker",
+             "start_worker", "finished_job", "api", "http"},
+    "browser": {"chromium", "open_browser"},
+}
+_LANE_FOLDERS = {"reliability": ("service", "live", "slow"), "deploy": ("live",), "cli": ("slow",), "bench": ("slow",)}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        lanes = {lane for lane, names in _LANE_FIXTURES.items() if names & set(item.fixturenames)}
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(value in ("postgres", "postgresql") for value in params.values()):  # getfixturevalue("pg_url")
+            lanes.add("service")
+        folder = Path(str(item.fspath)).relative_to(REPO / "tests").parts[0]
+        lanes.update(_LANE_FOLDERS.get(folder, ()))
+        for lane in sorted(lanes):
+            item.add_marker(getattr(pytest.mark, lane))

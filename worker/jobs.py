@@ -117,7 +117,7 @@ def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path 
             raise SpecError(str(error) + _registered_hint(store), ("dataset",)) from None
         if spec.final.mode == "benchmark":
             raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, "
-                            f"not the image folder {spec.dataset!r}", ("final", "mode"))
+                            f"not the image folder {spec.dataset!r}", ("final", "mode")) from None
         if check_files:
             from .datasets import DatasetError, check_present
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from knas.client import KnasClient, _parse_events
+from knas.client import _parse_events
 from conftest import REPO, tiny_spec, wait_until
 
 

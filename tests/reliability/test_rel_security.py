@@ -219,7 +219,7 @@ def test_concurrent_retries_of_one_idempotent_post_are_never_refused_by_the_quot
         answers: list[httpx.Response] = []
         barrier = threading.Barrier(8)
 
-        def post() -> None:
+        def post(barrier=barrier, answers=answers, round_=round_) -> None:  # bound: this round's
             with service.client(token) as http:
                 barrier.wait()
                 answers.append(http.post("/v1/jobs", json={**SPEC, "seed": 10 + round_},

@@ -21,6 +21,8 @@ from worker.jobs import SpecError, delete_job
 from worker.pipeline import create_job, run_job
 from worker.runtime import Runtime
 
+pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
+
 FRESH = textwrap.dedent("""
     import json, sys
     from pathlib import Path

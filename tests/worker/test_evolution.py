@@ -14,6 +14,8 @@ from scorer.spaces import get_space
 from worker import pipeline
 from worker.runtime import Runtime
 
+pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
+
 SPEC = {"space": "nats-tss", "dataset": "tiny", "seed": 21, "top_k": 2, "final": {"mode": "none"},
         "proxy": {"name": "synflow", "batch_size": 8},
         "candidates": {"strategy": "evolution", "population": 6, "generations": 3, "children": 4, "tournament": 3,
@@ -50,7 +52,7 @@ def test_generations_are_bred_from_the_fittest_and_are_new(store):
         ids = {c.id: (c.arch, c.generation) for c in session.scalars(select(Candidate).where(Candidate.job_id == job_id))}
         job = session.get(Job, job_id)
     assert job.generation == 3 and job.n_candidates == 18 and job.status == "succeeded"
-    for arch, generation, parents, _, _ in rows:
+    for _arch, generation, parents, _, _ in rows:
         if generation == 0:
             assert parents is None
         else:  # parents come from earlier generations, one (mutation) or two (crossover)

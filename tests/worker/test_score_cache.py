@@ -16,6 +16,8 @@ from models.queries import progress, recount
 from worker import pipeline, score_cache
 from worker.runtime import Runtime
 
+pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
+
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 6}, "seed": 3,
         "proxy": {"name": "ensemble", "batch_size": 8, "repeats": 2}, "top_k": 2, "final": {"mode": "train", "epochs": 1}}
 

@@ -83,8 +83,9 @@ def test_two_workers_run_a_job_to_the_local_ranking_and_recover_lost_work(pg_url
     assert states == {job_id: "succeeded", lost: "succeeded"}, [w.output()[-3000:] for w in workers]
 
     with store.session() as s:
-        rows_of = lambda j: s.execute(select(Candidate.arch, Candidate.rank, Candidate.score, Candidate.worker,
-                                             Candidate.status).where(Candidate.job_id == j)).all()
+        def rows_of(j):
+            return s.execute(select(Candidate.arch, Candidate.rank, Candidate.score, Candidate.worker,
+                                    Candidate.status).where(Candidate.job_id == j)).all()
         remote, recovered = rows_of(job_id), rows_of(lost)
         per_arch = s.execute(select(func.count()).select_from(Candidate).where(Candidate.job_id == job_id)
                              .group_by(Candidate.arch)).scalars().all()
