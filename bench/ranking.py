@@ -34,9 +34,10 @@ EXPENSIVE = {"mgm-offdiag"}  # per-sample norms: ~5x mgm; only on request
 
 
 def correlations(x, y) -> tuple[float, float]:
-    from scipy.stats import kendalltau, spearmanr
+    """Unrounded tau and rho (NaN where undefined, as the tables print it)."""
+    from scorer.correlation import rank_correlations
 
-    return float(kendalltau(x, y).statistic), float(spearmanr(x, y).statistic)
+    return tuple(float("nan") if v is None else v for v in rank_correlations(x, y, digits=None))
 
 
 def per_net_proxies(requested: list[str] | None) -> tuple[list[str], list[str]]:

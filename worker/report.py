@@ -6,19 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from scorer.correlation import rank_correlations
+
 MIN_VALIDITY_SAMPLES = 5
-
-
-def _correlations(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
-    import warnings
-
-    from scipy.stats import kendalltau, spearmanr
-
-    with warnings.catch_warnings():  # constant input: no correlation is defined; we report None
-        warnings.simplefilter("ignore")
-        tau, rho = kendalltau(x, y).statistic, spearmanr(x, y).statistic
-    clean = lambda v: None if v is None or v != v else round(float(v), 4)  # noqa: E731 (NaN -> None)
-    return clean(tau), clean(rho)
 
 
 def validity(scores: Sequence[float], params: Sequence[float], accuracies: Sequence[float],
@@ -28,8 +18,8 @@ def validity(scores: Sequence[float], params: Sequence[float], accuracies: Seque
     if n < MIN_VALIDITY_SAMPLES:
         return {"n": n, "available": False,
                 "note": f"needs at least {MIN_VALIDITY_SAMPLES} candidates with an accuracy (top_k >= 5)"}
-    kendall, spearman = _correlations(scores, accuracies)
-    params_kendall, params_spearman = _correlations(params, accuracies)
+    kendall, spearman = rank_correlations(scores, accuracies)
+    params_kendall, params_spearman = rank_correlations(params, accuracies)
     report = {"n": n, "available": True, "proxy": proxy, "kendall": kendall, "spearman": spearman,
               "params_kendall": params_kendall, "params_spearman": params_spearman}
     if kendall is not None and params_kendall is not None and kendall < params_kendall:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import and_, func, select
 
 from models import RETRAIN, Candidate, Job, Training
+from scorer.correlation import rank_correlations
 
 from ..deps import CurrentUser, JobIdDep, StoreDep
 from ..schemas import Problem
@@ -39,18 +40,15 @@ def bin_scores(scores: Sequence[float], bins: int, log: bool = False) -> list[Hi
     """Equal-width bins from min to max (in log10 when `log`; the last bin includes max); one bin if all equal."""
     if not scores:
         return []
-    values = [math.log10(v) for v in scores] if log else list(scores)
-    lo, hi = min(values), max(values)
-    if hi == lo:
+    import numpy as np  # torch-free
+
+    values = np.log10(scores) if log else np.asarray(scores, dtype=float)
+    if values.min() == values.max():
         return [HistogramBin(lo=min(scores), hi=max(scores), count=len(scores))]
-    width = (hi - lo) / bins
-    counts = [0] * bins
-    for value in values:
-        counts[min(int((value - lo) / width), bins - 1)] += 1
-    edges = [lo + i * width for i in range(bins)] + [hi]
-    if log:
-        edges = [10 ** e for e in edges[:-1]] + [max(scores)]
-    return [HistogramBin(lo=edges[i], hi=edges[i + 1], count=counts[i]) for i in range(bins)]
+    counts, edges = np.histogram(values, bins=bins)
+    edges = (10.0 ** edges) if log else edges
+    edges[0], edges[-1] = min(scores), max(scores)  # exactly the data's ends, not their log round trip
+    return [HistogramBin(lo=float(edges[i]), hi=float(edges[i + 1]), count=int(counts[i])) for i in range(bins)]
 
 
 def choose_scale(scores: Sequence[float], scale: str) -> str:
@@ -115,16 +113,7 @@ def _training_view(candidate: Candidate, training: Training) -> TrainingView:
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Kendall tau-b, rounded as job reports round it; None when undefined (n < 2, constant input)."""
-    if len(x) < 2:
-        return None
-    import warnings
-
-    from scipy.stats import kendalltau  # torch-free; loaded on the first scatter only
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tau = kendalltau(x, y).statistic
-    return None if tau is None or tau != tau else round(float(tau), 4)
+    return rank_correlations(x, y)[0]
 
 
 @router.get("/{job_id}/trainings", response_model=TrainingsView, responses=NOT_FOUND)
