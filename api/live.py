@@ -147,7 +147,7 @@ def load_snapshot(store: Store, job_id: str, seen: tuple | None) -> Snapshot | N
         job = session.get(Job, job_id)
         trainings = session.execute(select(Training.id, Training.candidate_id, Training.mode, Training.epochs)
                                     .where(Training.job_id == job_id).order_by(Training.id)).all()
-        return Snapshot(tuple(row), job_summary(session, job), [tuple(t) for t in trainings])
+        return Snapshot(tuple(row), job_summary(job), [tuple(t) for t in trainings])
 
 
 def format_event(kind: str | None, data: str, event_id: str | None = None) -> str:

@@ -71,7 +71,7 @@ def run(store, runtime, spec, label: str) -> dict:
     job_id = create_job(store, spec)
     status = run_job(store, runtime, job_id, 25, progress)
     with store.session() as session:
-        summary = job_summary(session, session.get(Job, job_id))
+        summary = job_summary(session.get(Job, job_id))
     if status != "succeeded":
         raise SystemExit(f"{label} job {job_id} ended {status}: {summary.get('error')}")
     summary["wall_seconds"] = time.perf_counter() - start

@@ -67,7 +67,7 @@ SUMMARY_COLUMNS = (Job.id, Job.owner, Job.status, Job.priority, Job.space, Job.d
                    Job.trainings_total, Job.trainings_done, Job.trainings_failed)
 
 
-def job_summary(session: Session | None, job: Job) -> dict[str, Any]:
+def job_summary(job: Job) -> dict[str, Any]:
     """A job as the API and CLI show it; its progress is the row's own counters (no further query).
 
     `job` is a `Job` or a row of at least `SUMMARY_COLUMNS`."""

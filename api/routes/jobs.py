@@ -157,7 +157,7 @@ def _replay(response: Response, store: Store, job_id: str) -> JobPublic:
 
 def _job_public(store: Store, job_id: str) -> JobPublic:
     with store.session() as session:
-        return JobPublic.model_validate(job_summary(session, session.get(Job, job_id)))
+        return JobPublic.model_validate(job_summary(session.get(Job, job_id)))
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
@@ -216,7 +216,7 @@ def get_jobs(
         owner = user.name
     with store.session() as session:
         jobs, total = list_jobs(session, status=status_, owner=owner, limit=limit, offset=offset)
-        return JobsPublic(data=[JobPublic.model_validate(job_summary(session, job)) for job in jobs], count=total)
+        return JobsPublic(data=[JobPublic.model_validate(job_summary(job)) for job in jobs], count=total)
 
 
 IfNoneMatch = Annotated[str | None, Header(max_length=2048, description="an ETag from an earlier answer: "
@@ -249,7 +249,7 @@ def _job_answer(connection: Connection, job_id: str, user: Principal, if_none_ma
     job, version = _visible_job(connection, job_id, user)  # one query: visibility, version and body
     if (unchanged := _conditional(response, etag("job", job_id, version), if_none_match)) is not None:
         return unchanged
-    return JobPublic.model_validate(job_summary(None, job))
+    return JobPublic.model_validate(job_summary(job))
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**NOT_FOUND, **NOT_MODIFIED})

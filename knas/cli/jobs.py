@@ -25,7 +25,7 @@ def list_(status: str | None, limit: int, as_json: bool) -> None:
     store = open_store()
     with store.session() as session:
         rows, total = list_jobs(session, status=status, limit=limit)
-        summaries = [job_summary(session, job) for job in rows]
+        summaries = [job_summary(job) for job in rows]
     if as_json:
         print_json({"data": summaries, "count": total})
     elif not summaries:
@@ -47,7 +47,7 @@ def show(job_id: str, n: int, as_json: bool) -> None:
         job = find_job(session, job_id)
         if job is None:
             raise click.ClickException(f"no job {job_id!r}; `knas jobs list` shows the ids")
-        summary = job_summary(session, job)
+        summary = job_summary(job)
         ranked = ranked_candidates(session, job.id, limit=n) if n else []
     if as_json:
         print_json({**summary, "candidates": ranked} if n else summary)

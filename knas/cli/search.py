@@ -110,7 +110,7 @@ def search(as_json: bool, **options) -> None:
 
         status = run_job(store, runtime, job_id, settings.chunk_size, on_progress)
     with store.session() as session:
-        summary = job_summary(session, session.get(Job, job_id))
+        summary = job_summary(session.get(Job, job_id))
     if as_json:
         print_json(summary)
     else:

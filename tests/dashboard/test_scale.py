@@ -26,7 +26,7 @@ def test_a_page_of_jobs_costs_the_same_few_queries_however_long(store):
         statements.clear()
         with store.session() as session:
             jobs, total = list_jobs(session, owner="ann", limit=limit)
-            summaries = [job_summary(session, job) for job in jobs]
+            summaries = [job_summary(job) for job in jobs]
         costs[limit] = len(statements)
         assert total == 40 and len(summaries) == limit
     assert costs[5] == costs[40] <= 4, f"queries per page: {costs}"  # count, page, candidates, trainings
