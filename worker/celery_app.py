@@ -69,13 +69,8 @@ def _freeze_long_lived() -> None:
 
 
 def _after_first_task(**_kwargs) -> None:
-    global _FROZE_AFTER_FIRST_TASK
-    if not _FROZE_AFTER_FIRST_TASK:
-        _FROZE_AFTER_FIRST_TASK = True
-        _freeze_long_lived()
-
-
-_FROZE_AFTER_FIRST_TASK = False
+    task_postrun.disconnect(_after_first_task)  # once: the signal itself is the "not yet" state
+    _freeze_long_lived()
 
 
 @worker_ready.connect
