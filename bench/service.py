@@ -137,23 +137,7 @@ def run_job(stack: Stack, candidates: int, probe: int, seed: int = 0, cache: boo
             "n": len(rows), "scores": sorted((r["arch"], r["score"]) for r in rows), "archs": [r["arch"] for r in rows]}
 
 
-IDEAL = """
-import sys, time
-import scorer
-from scorer.seeding import candidate_seed
-n, probe, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-space = scorer.get_space("nats-tss")
-x, y = scorer.probe_batch("synthetic", probe, 0)
-archs = space.sample(seed, n)
-scorer.score_arch(space, archs[0], "mgm", x, y, 0, 10)  # warm-up
-start = time.perf_counter()
-for arch in archs:
-    scorer.score_arch(space, arch, "mgm", x, y, candidate_seed(0, arch), 10)
-print(time.perf_counter() - start)
-"""
-
-
-STANDALONE = """
+SCORER_ALONE = """
 import json, sys, time
 import scorer
 from scorer.seeding import candidate_seed
@@ -168,24 +152,40 @@ print(time.perf_counter() - start)
 """
 
 
-def standalone_seconds(archs: list[str], probe: int, threads: int) -> float:
-    """Seconds the scorer alone takes for exactly these candidates (net build + proxy, no queue, no
-    store), in one process with the worker's thread count: what the service adds is measured against it."""
+def scorer_alone_seconds(arch_lists: list[list[str]], probe: int, threads: int) -> list[float]:
+    """Seconds the scorer alone takes for each list of candidates (net build + proxy, no queue, no
+    store), one process per list, all at once, each with `threads` torch threads."""
     import json
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    out = subprocess.run([sys.executable, "-c", STANDALONE, str(probe)], input=json.dumps(archs), env=env,
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+    procs = [subprocess.Popen([sys.executable, "-c", SCORER_ALONE, str(probe)], env=env, cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in arch_lists]
+    for proc, archs in zip(procs, arch_lists):  # every process gets its work before any is waited for
+        proc.stdin.write(json.dumps(archs))
+        proc.stdin.close()
+    seconds = []
+    for proc in procs:
+        out = proc.stdout.read()
+        if proc.wait() != 0:
+            raise RuntimeError("the scorer alone failed (its stderr is above)")
+        seconds.append(float(out.strip().splitlines()[-1]))
+    return seconds
+
+
+def standalone_seconds(archs: list[str], probe: int, threads: int) -> float:
+    """The scorer alone on exactly these candidates, in one process with the worker's thread count:
+    what the service adds is measured against it."""
+    return scorer_alone_seconds([archs], probe, threads)[0]
 
 
 def ideal_throughput(processes: int, candidates: int, probe: int) -> float:
     """Candidates/s of `processes` independent scoring loops (no queue, no store): what the machine has."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
+    import scorer
+
     per = candidates // processes
-    procs = [subprocess.Popen([sys.executable, "-c", IDEAL, str(per), str(probe), str(100 + i)], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, text=True) for i in range(processes)]
-    seconds = [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    space = scorer.get_space("nats-tss")
+    seconds = scorer_alone_seconds([space.sample(100 + i, per) for i in range(processes)], probe,
+                                   threads=max(1, (os.cpu_count() or 1) // processes))
     return processes * per / max(seconds)
 
 
@@ -285,7 +285,7 @@ def wrk_load(url: str, headers: dict[str, str], clients: int, seconds: int) -> d
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
             "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "failed": int(non_2xx.group(1)) if non_2xx else 0 + (sum(map(int, errors.groups())) if errors else 0)}
+            "failed": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0)}
 
 
 async def python_load(url: str, headers: dict[str, str], clients: int, seconds: int) -> dict:
@@ -330,6 +330,7 @@ def read_figures(clients: int, seconds: int, api_workers: int, say) -> dict:
         job_id = seed_mid_scoring(stack)
         figures: dict = {"clients": clients, "seconds": seconds, "api_workers": api_workers,
                          "load": "wrk" if shutil.which("wrk") else "python", "candidates": 15625}
+        load = wrk_load if figures["load"] == "wrk" else (lambda *a: asyncio.run(python_load(*a)))
         say(f"reads: a {figures['candidates']}-candidate job mid-scoring, {clients} clients x {seconds} s, "
             f"{api_workers} API process(es), load from {figures['load']}")
         for name, route in READ_ROUTES.items():
@@ -340,7 +341,6 @@ def read_figures(clients: int, seconds: int, api_workers: int, say) -> dict:
             warm = httpx.get(url, headers=headers, timeout=30)  # warm: the auth cache, the pool
             if warm.status_code != (304 if name.endswith("_304") else 200):
                 raise RuntimeError(f"{route}: {warm.status_code} {warm.text[:200]}")
-            load = wrk_load if figures["load"] == "wrk" else (lambda *a: asyncio.run(python_load(*a)))
             load(url, headers, clients, 2)  # steady state, as on a server up for days: pools and caches filled
             result = load(url, headers, clients, seconds)
             figures[name] = result
