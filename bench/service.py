@@ -8,11 +8,14 @@ Prints
    service's time per candidate minus the scorer's own time (net build + proxy) on exactly the same
    candidates in one process with the worker's threads (`queue_store_share`, issue 13's target);
    `--pairs P` alternates P (service job, scorer alone) pairs and reports the median pair,
-   `--overhead-only` measures just this;
+   `--overhead-only` measures just this; each pair is also split into the proxy's timed passes
+   (how much slower the same torch calls ran in the pool child) and what lies outside them;
 2. scoring throughput (candidates/s) with 1 and with 2 CPU worker processes;
 3. status-poll latency p50/p99 of GET /v1/jobs/{id} under a bounded load (--rate req/s for --seconds s);
 4. the same job run twice: the second scoring stage reuses the lab-wide score cache (speed-up, same scores);
 5. 1 -> 2 workers against the ideal: two independent scoring processes on the same machine;
+   `--scaling-only --pairs P` measures just this, as P alternating (service, scorers alone) pairs
+   per worker count (the steady figure: median efficiency at 2 over median efficiency at 1);
 6. reads of a 15,625-candidate job mid-scoring, API only (no workers), at --clients concurrent
    clients for --read-seconds each: GET /v1/jobs/{id}, the same with If-None-Match (304), a
    25-row page of candidates, GET /v1/me -- requests/s, p50 and p99 (wrk when installed, which
@@ -120,16 +123,18 @@ def run_job(stack: Stack, candidates: int, probe: int, seed: int = 0, cache: boo
     spec = {"space": "nats-tss", "dataset": "synthetic", "candidates": {"strategy": "random", "n": candidates},
             "proxy": {"name": "mgm", "batch_size": probe, "cache": cache}, "top_k": 1, "final": {"mode": "none"},
             "seed": seed}
-    job = httpx.post(f"{stack.base}/v1/jobs", json=spec, headers=stack.headers, timeout=30).raise_for_status().json()
-    while True:
-        job = httpx.get(f"{stack.base}/v1/jobs/{job['id']}", headers=stack.headers, timeout=30).json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            break
-        time.sleep(0.5)
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"job ended {job['status']}: {job.get('error')}")
-    rows = httpx.get(f"{stack.base}/v1/jobs/{job['id']}/candidates", params={"limit": candidates},
-                     headers=stack.headers, timeout=30).json()
+    # One client for the whole job: `httpx.get` builds a client (and an SSL context) per call, ~25 ms
+    # of CPU each, which on 2 cores came out of the worker being measured (~5 % at a poll per 0.5 s).
+    with httpx.Client(base_url=stack.base, headers=stack.headers, timeout=30) as client:
+        job = client.post("/v1/jobs", json=spec).raise_for_status().json()
+        while True:
+            job = client.get(f"/v1/jobs/{job['id']}").json()
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(1.0)
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"job ended {job['status']}: {job.get('error')}")
+        rows = client.get(f"/v1/jobs/{job['id']}/candidates", params={"limit": candidates}).json()
     rows = rows.get("data", rows)
     scoring = job["timings"]["scoring"]
     wall = (datetime.fromisoformat(scoring["finished"]) - datetime.fromisoformat(scoring["started"])).total_seconds()
@@ -145,16 +150,17 @@ archs, probe = json.load(sys.stdin), int(sys.argv[1])
 space = scorer.get_space("nats-tss")
 x, y = scorer.probe_batch("synthetic", probe, 0)
 scorer.score_arch(space, archs[0], "mgm", x, y, 0, 10)  # warm-up
-start = time.perf_counter()
+start, passes = time.perf_counter(), 0.0
 for arch in archs:
-    scorer.score_arch(space, arch, "mgm", x, y, candidate_seed(0, arch), 10)
-print(time.perf_counter() - start)
+    passes += scorer.score_arch(space, arch, "mgm", x, y, candidate_seed(0, arch), 10).seconds
+print(time.perf_counter() - start, passes)
 """
 
 
-def scorer_alone_seconds(arch_lists: list[list[str]], probe: int, threads: int) -> list[float]:
-    """Seconds the scorer alone takes for each list of candidates (net build + proxy, no queue, no
-    store), one process per list, all at once, each with `threads` torch threads."""
+def scorer_alone_seconds(arch_lists: list[list[str]], probe: int, threads: int) -> list[tuple[float, float]]:
+    """(seconds in all, seconds in the proxy's timed passes) the scorer alone takes for each list of
+    candidates (net build + proxy, no queue, no store), one process per list, all at once, each with
+    `threads` torch threads."""
     import json
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -168,11 +174,12 @@ def scorer_alone_seconds(arch_lists: list[list[str]], probe: int, threads: int) 
         out = proc.stdout.read()
         if proc.wait() != 0:
             raise RuntimeError("the scorer alone failed (its stderr is above)")
-        seconds.append(float(out.strip().splitlines()[-1]))
+        total, passes = out.strip().splitlines()[-1].split()
+        seconds.append((float(total), float(passes)))
     return seconds
 
 
-def standalone_seconds(archs: list[str], probe: int, threads: int) -> float:
+def standalone_seconds(archs: list[str], probe: int, threads: int) -> tuple[float, float]:
     """The scorer alone on exactly these candidates, in one process with the worker's thread count:
     what the service adds is measured against it."""
     return scorer_alone_seconds([archs], probe, threads)[0]
@@ -186,7 +193,7 @@ def ideal_throughput(processes: int, candidates: int, probe: int) -> float:
     space = scorer.get_space("nats-tss")
     seconds = scorer_alone_seconds([space.sample(100 + i, per) for i in range(processes)], probe,
                                    threads=max(1, (os.cpu_count() or 1) // processes))
-    return processes * per / max(seconds)
+    return processes * per / max(total for total, _ in seconds)
 
 
 async def poll_load(base: str, job_id: str, rate: int, seconds: int, headers: dict[str, str],
@@ -319,6 +326,39 @@ async def python_load(url: str, headers: dict[str, str], clients: int, seconds: 
             "p99_ms": round(q[98] * 1000, 2), "failed": failed}
 
 
+def scaling_figures(pairs: int, candidates: int, chunk_size: int, probe: int, say) -> dict:
+    """1 -> 2 workers against the ideal, measured so that the host's drift cancels.
+
+    For each worker count W, P alternating pairs: a service job with W workers, then W scorers
+    alone (one process each, cores // W threads) on exactly that job's candidates, split between
+    them. A pair's efficiency is the scorers' throughput delivered by the service (alone seconds /
+    service seconds); the figure is median efficiency at 2 over median efficiency at 1, which is
+    (service 2/1) / (ideal 2/1) with each ratio taken from neighbouring runs.
+    """
+    efficiency: dict[int, list[float]] = {}
+    cores = os.cpu_count() or 1
+    for workers in (1, 2):
+        stack = Stack(workers, chunk_size=chunk_size)
+        try:
+            run_job(stack, max(10, chunk_size) * workers, probe, seed=1)  # warm-up: every worker gets a chunk
+            efficiency[workers] = []
+            for i in range(pairs):
+                job = run_job(stack, candidates, probe, seed=40 + i)
+                split = [job["archs"][k::workers] for k in range(workers)]
+                alone = max(total for total, _ in scorer_alone_seconds(split, probe, max(1, cores // workers)))
+                efficiency[workers].append(alone / job["wall"])
+                say(f"  {workers} worker(s), pair {i + 1}: service {job['n'] / job['wall']:.2f} cand/s, "
+                    f"{workers} scorer(s) alone {job['n'] / alone:.2f} cand/s: {100 * efficiency[workers][-1]:.1f} %")
+        finally:
+            stack.close()
+    one, two = (statistics.median(efficiency[w]) for w in (1, 2))
+    say(f"1 -> 2 workers: the service delivers {100 * one:.1f} % of one scorer alone and {100 * two:.1f} % of two; "
+        f"it scales to {100 * two / one:.1f} % of the ideal (median of {pairs} pairs each)")
+    return {"pairs": pairs, "efficiency_1": [round(e, 4) for e in efficiency[1]],
+            "efficiency_2": [round(e, 4) for e in efficiency[2]], "median_1": round(one, 4),
+            "median_2": round(two, 4), "of_ideal": round(two / one, 4)}
+
+
 def read_figures(clients: int, seconds: int, api_workers: int, say) -> dict:
     """Requests/s and latency of the reads a dashboard and `knas status` make, on a 15,625-candidate job."""
     import shutil
@@ -369,9 +409,16 @@ def main() -> None:
     parser.add_argument("--reads-only", action="store_true", help="only the reads of a 15,625-candidate job")
     parser.add_argument("--pairs", type=int, default=3, help="alternating (service job, scorer alone) pairs for the overhead")
     parser.add_argument("--overhead-only", action="store_true", help="only the per-candidate overhead (one worker)")
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only 1 -> 2 workers against the ideal, as --pairs alternating pairs per worker count")
     args = parser.parse_args()
     say = (lambda *a, **k: None) if args.json else print
     figures: dict = {"candidates": args.candidates, "probe": args.probe, "chunk_size": args.chunk_size}
+    if args.scaling_only:
+        figures["scaling"] = scaling_figures(args.pairs, args.candidates, args.chunk_size, args.probe, say)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        return
     if not args.overhead_only:
         figures["reads"] = read_figures(args.clients, args.read_seconds, args.api_workers, say)
     if args.reads_only:
@@ -397,22 +444,42 @@ def main() -> None:
                 # Queue + store alone: the service's time per candidate minus the scorer alone on the same
                 # candidates (it builds the nets too). The host's speed drifts between processes by more
                 # than the 5 % this is held to, so pairs alternate (job, then the scorer alone) and the
-                # median pair is the figure.
+                # median pair is the figure. Each pair is also split in two: how much slower the proxy's
+                # timed passes ran in the pool child (the process, not the queue: the same torch calls),
+                # and what the service adds outside them (queue, store, net build, hand-offs).
                 pairs = []
                 for i in range(args.pairs):
                     job = r if i == 0 else run_job(stack, args.candidates, args.probe, seed=20 + i)
-                    alone = standalone_seconds(job["archs"], args.probe, threads=os.cpu_count() or 1) / job["n"]
-                    pairs.append((job["wall"] / job["n"], alone))
-                    say(f"  pair {i + 1}: service {pairs[-1][0] * 1000:.1f} ms, scorer alone {alone * 1000:.1f} ms "
-                        f"per candidate: {100 * (pairs[-1][0] - alone) / alone:+.1f}%")
-                service, alone = sorted(pairs, key=lambda p: (p[0] - p[1]) / p[1])[len(pairs) // 2]
+                    total, passes = standalone_seconds(job["archs"], args.probe, threads=os.cpu_count() or 1)
+                    n = job["n"]
+                    pairs.append({"service": job["wall"] / n, "alone": total / n,
+                                  "service_passes": job["proxy_seconds"] / n, "alone_passes": passes / n})
+                    p = pairs[-1]
+                    outside = (p["service"] - p["service_passes"]) - (p["alone"] - p["alone_passes"])
+                    say(f"  pair {i + 1}: service {p['service'] * 1000:.1f} ms, scorer alone {p['alone'] * 1000:.1f} ms "
+                        f"per candidate: {100 * (p['service'] - p['alone']) / p['alone']:+.1f}% "
+                        f"(timed passes {1000 * (p['service_passes'] - p['alone_passes']):+.1f} ms, "
+                        f"outside them {1000 * outside:+.1f} ms)")
+
+                def share(p: dict) -> float:
+                    return (p["service"] - p["alone"]) / p["alone"]
+
+                def outside_share(p: dict) -> float:
+                    return ((p["service"] - p["service_passes"]) - (p["alone"] - p["alone_passes"])) / p["alone"]
+
+                mid = sorted(pairs, key=share)[len(pairs) // 2]
+                service, alone = mid["service"], mid["alone"]
+                outside_median = statistics.median(outside_share(p) for p in pairs)
                 figures.update(standalone_ms=round(alone * 1000, 1), service_ms=round(service * 1000, 1),
                                queue_store_ms=round((service - alone) * 1000, 1),
-                               queue_store_share=round((service - alone) / alone, 4),
-                               queue_store_pairs=[round((a - b) / b, 4) for a, b in pairs])
+                               queue_store_share=round(share(mid), 4),
+                               queue_store_pairs=[round(share(p), 4) for p in pairs],
+                               outside_passes_share=round(outside_median, 4),
+                               outside_passes_pairs=[round(outside_share(p), 4) for p in pairs])
                 say(f"  queue + store per candidate (median of {len(pairs)} pairs): service {service * 1000:.1f} ms "
                     f"- scorer alone on the same candidates {alone * 1000:.1f} ms = {(service - alone) * 1000:.1f} ms "
-                    f"= {100 * (service - alone) / alone:.1f}% of scoring")
+                    f"= {100 * share(mid):.1f}% of scoring; outside the timed passes (median): "
+                    f"{100 * outside_median:+.1f}%")
                 if args.overhead_only:
                     break
                 errors: list[str] = []
