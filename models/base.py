@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any, cast
 
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, Executable, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so migrations and autogenerate agree on every backend.
@@ -23,6 +24,12 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def changed(session: Any, statement: Executable, params: Any = None) -> int:
+    """Rows an UPDATE/DELETE changed, on a Session or a Connection (`execute` is typed as a plain
+    Result there, whose `rowcount` only a cursor result has)."""
+    return cast(CursorResult, session.execute(statement, params)).rowcount
 
 
 def new_id() -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .base import utcnow
+from .base import changed, utcnow
 from .db import Store
 from .tables import User
 
@@ -77,8 +77,8 @@ def rotate_token(store: Store, name: str) -> str:
     """A new token for an existing user (the old one stops working); un-revokes the user."""
     token = new_token()
     with store.session() as session:
-        done = session.execute(update(User).where(User.name == name)
-                               .values(token_hash=hash_token(token), revoked_at=None)).rowcount
+        done = changed(session, update(User).where(User.name == name)
+                       .values(token_hash=hash_token(token), revoked_at=None))
     if not done:
         raise UserError(f"no user {name!r}")
     return token
@@ -89,8 +89,8 @@ def revoke_user(store: Store, name: str) -> bool:
     with store.session() as session:
         if session.scalar(select(User.id).where(User.name == name)) is None:
             raise UserError(f"no user {name!r}")
-        return session.execute(update(User).where(User.name == name, User.revoked_at.is_(None))
-                               .values(revoked_at=utcnow())).rowcount == 1
+        return changed(session, update(User).where(User.name == name, User.revoked_at.is_(None))
+                       .values(revoked_at=utcnow())) == 1
 
 
 def lock_user(session: Session, name: str) -> None:

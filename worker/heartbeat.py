@@ -213,7 +213,7 @@ def training_lease(store: Store, training_id: int, attempt: int, interval: float
     dies with the process (a SIGKILLed worker still loses its lease), and it never touches
     `jobs.updated_at`, so a training that hangs without finishing epochs still hits the stall timeout.
     """
-    from models import Training
+    from models import repository
 
     stop = threading.Event()
 
@@ -221,10 +221,7 @@ def training_lease(store: Store, training_id: int, attempt: int, interval: float
         while not stop.wait(interval):
             try:
                 with store.session() as session:
-                    held = session.execute(
-                        update(Training).where(Training.id == training_id, Training.status == "running",
-                                               Training.attempts == attempt)
-                        .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+                    held = repository.renew_training_lease(session, training_id, attempt)
                 if not held:  # finished, or taken over: nothing left to keep alive
                     return
             except Exception:  # noqa: BLE001 - a database blip: the next beat tries again

@@ -1,19 +1,18 @@
 """Creating jobs and moving them between states: torch-free, so the API can use it too.
 
-Every state change is a conditional UPDATE (`_transition`): whichever process
+Every state change is a conditional UPDATE (`models.repository.transition`): whichever process
 gets there first wins, the others see False and do nothing.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knas.jobspec import JobSpec
-from models import ACTIVE_STATES, Candidate, Job, Store, utcnow
+from models import ACTIVE_STATES, Candidate, Job, Store, repository, utcnow
 from scorer import catalog
 from scorer.seeding import candidate_seed
 from scorer.spaces import get_space
@@ -25,37 +24,6 @@ class SpecError(ValueError):
     def __init__(self, message: str, field: tuple[str, ...] | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-def _transition(session, job_id: str, from_states: Iterable[str], to_state: str, *conditions, **values) -> bool:
-    """Move a job between states atomically; False if another step got there first."""
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(tuple(from_states)), *conditions)
-        .values(status=to_state, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount == 1
-
-
-def _mark_stage(session, job_id: str, stage: str, edge: str) -> None:
-    """Record a stage's start or finish time (only the step that won the transition calls this)."""
-    job = session.get(Job, job_id, populate_existing=True)
-    timings = dict(job.timings or {})
-    entry = dict(timings.get(stage, {}))
-    now = utcnow()
-    entry[edge] = now.isoformat()
-    if edge == "finished" and "started" in entry:
-        entry["seconds"] = round((now - datetime.fromisoformat(entry["started"])).total_seconds(), 3)
-    timings[stage] = entry
-    job.timings = timings
-
-
-def _close_open_stages(session, job_id: str) -> None:
-    job = session.get(Job, job_id, populate_existing=True)
-    for stage, entry in (job.timings or {}).items():
-        if "finished" not in entry:
-            _mark_stage(session, job_id, stage, "finished")
 
 
 def delete_job(store: Store, artifacts, job_id: str) -> bool:
@@ -77,17 +45,17 @@ def job_status(store: Store, job_id: str) -> str | None:
 
 def cancel_job(store: Store, job_id: str) -> bool:
     with store.session() as session:
-        done = _transition(session, job_id, ACTIVE_STATES, "cancelled", finished_at=utcnow())
+        done = repository.transition(session, job_id, ACTIVE_STATES, "cancelled", finished_at=utcnow())
         if done:
-            _close_open_stages(session, job_id)
+            repository.close_open_stages(session, job_id)
         return done
 
 
 def fail_job(store: Store, job_id: str, reason: str) -> bool:
     with store.session() as session:
-        done = _transition(session, job_id, ACTIVE_STATES, "failed", finished_at=utcnow(), error=reason[:4000])
+        done = repository.transition(session, job_id, ACTIVE_STATES, "failed", finished_at=utcnow(), error=reason[:4000])
         if done:
-            _close_open_stages(session, job_id)
+            repository.close_open_stages(session, job_id)
         return done
 
 

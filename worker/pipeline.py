@@ -12,19 +12,17 @@ import logging
 import math
 import statistics
 import time
-import uuid
-from datetime import timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, select, update
 
 import scorer
 from knas.jobspec import JobSpec, TrainStage
-from models import RETRAIN, Candidate, Job, Store, Training, Worker, utcnow
+from models import RETRAIN, Candidate, Job, Store, Training, Worker, repository, utcnow
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
 
-from .jobs import SpecError, _mark_stage, _transition, cancel_job, create_job, fail_job, job_status  # noqa: F401
+from .jobs import SpecError, cancel_job, create_job, fail_job, job_status  # noqa: F401
 from . import report
 from .energy import measure_energy
 from .heartbeat import training_lease
@@ -54,8 +52,8 @@ def start_job(store: Store, job_id: str, chunk_size: int = 25, window: int | Non
     (fair share) instead of waiting behind all of its chunks.
     """
     with store.session() as session:
-        if _transition(session, job_id, ["queued"], "scoring", started_at=utcnow()):
-            _mark_stage(session, job_id, "scoring", "started")
+        if repository.transition(session, job_id, ["queued"], "scoring", started_at=utcnow()):
+            repository.mark_stage(session, job_id, "scoring", "started")
         status = session.scalar(select(Job.status).where(Job.id == job_id))
         if status != "scoring":
             return []
@@ -72,23 +70,14 @@ def next_chunk(store: Store, job_id: str, chunk_size: int) -> list[int]:
     One conditional UPDATE tags the rows with a fresh token, so two finishing chunks racing for
     the next one never get the same candidates; the loser gets the rest, or nothing.
     """
-    token = str(uuid.uuid4())
-    undispatched = (Candidate.job_id == job_id, Candidate.status == "pending", Candidate.dispatch.is_(None))
-    first = select(Candidate.id).where(*undispatched).order_by(Candidate.id).limit(chunk_size)
     with store.session() as session:
-        if session.scalar(select(Job.status).where(Job.id == job_id)) != "scoring":
-            return []
-        session.execute(update(Candidate).where(Candidate.id.in_(first.scalar_subquery()), *undispatched)
-                        .values(dispatch=token).execution_options(synchronize_session=False))
-        return list(session.scalars(select(Candidate.id).where(Candidate.job_id == job_id,
-                                                               Candidate.dispatch == token).order_by(Candidate.id)))
+        return repository.claim_chunk(session, job_id, chunk_size)
 
 
 def redispatch(store: Store, job_id: str, chunk_size: int, window: int | None) -> list[list[int]]:
     """Forget which pending candidates were handed out and hand out `window` chunks again (the sweep)."""
     with store.session() as session:
-        session.execute(update(Candidate).where(Candidate.job_id == job_id, Candidate.status == "pending")
-                        .values(dispatch=None).execution_options(synchronize_session=False))
+        repository.release_chunks(session, job_id)
     return hand_out(store, job_id, chunk_size, window)
 
 
@@ -180,17 +169,9 @@ def score_chunk(
             log.warning("candidate %s (%s) failed: %s", row.id, row.arch, error)
             results, values = [], dict(status="failed", error=str(error)[:2000])
         with store.session() as session:
-            scoring_now = exists().where(Job.id == job_id, Job.status == "scoring")
-            stored = session.execute(
-                update(Candidate).where(Candidate.id == row.id, Candidate.status == "pending", scoring_now)
-                .values(scorer_version=scorer.__version__, worker=runtime.worker_name, scored_at=utcnow(), **values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            stored = repository.record_score(session, job_id, row.id, dict(
+                values, scorer_version=scorer.__version__, worker=runtime.worker_name))
             if stored:
-                counter = Job.candidates_scored if values["status"] == "scored" else Job.candidates_failed
-                session.execute(update(Job).where(Job.id == job_id)
-                                .values({counter: counter + 1, Job.updated_at: utcnow()})
-                                .execution_options(synchronize_session=False))
                 if spec.proxy.cache and results and not cached:
                     for k, result in zip(repeat_keys, results):
                         score_cache.insert(session, cache_key=k, space=spec.space, arch=row.arch, proxy=proxy.name,
@@ -221,11 +202,6 @@ def combine_repeats(results: list) -> dict[str, Any]:
             "repeat_scores": [r.scores for r in results]}
 
 
-def _touch(session, job_id: str) -> None:
-    """Record progress on the job: the sweep's leases and stall deadline count from updated_at."""
-    session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
-
-
 def finish_scoring(store: Store, job_id: str) -> bool:
     """scoring -> ranking exactly once: when no candidate is pending any more (evolution: in the last generation)."""
     pending = exists().where(Candidate.job_id == job_id, Candidate.status == "pending")
@@ -235,9 +211,9 @@ def finish_scoring(store: Store, job_id: str) -> bool:
             spec = JobSpec.model_validate(job.spec)
             if job.generation < spec.candidates.generations:
                 return False  # generations are still to be bred (next_generation)
-        moved = _transition(session, job_id, ["scoring"], "ranking", ~pending)
+        moved = repository.transition(session, job_id, ["scoring"], "ranking", ~pending)
         if moved:
-            _mark_stage(session, job_id, "scoring", "finished")
+            repository.mark_stage(session, job_id, "scoring", "finished")
         return moved
 
 
@@ -262,12 +238,7 @@ def next_generation(store: Store, job_id: str) -> int:
         evolution, generation = spec.candidates, job.generation
         if generation >= evolution.generations:
             return 0
-        pending = exists().where(Candidate.job_id == job_id, Candidate.status == "pending")
-        won = session.execute(update(Job).where(Job.id == job_id, Job.status == "scoring",
-                                                Job.generation == generation, ~pending)
-                              .values(generation=generation + 1, updated_at=utcnow())
-                              .execution_options(synchronize_session=False)).rowcount
-        if not won:
+        if not repository.claim_generation(session, job_id, generation):
             return 0
         rows = session.execute(select(Candidate.id, Candidate.arch, Candidate.score, Candidate.scores)
                                .where(Candidate.job_id == job_id, Candidate.status == "scored")
@@ -340,30 +311,25 @@ def rank(store: Store, job_id: str) -> list[int]:
             return []
         spec = JobSpec.model_validate(job.spec)
         _aggregate_scores(session, job_id, spec.proxy.name)
-        # every rank in one statement (UPDATE ... FROM a row_number() over the scores), not one per row
-        ordered = select(Candidate.id, func.row_number().over(
-            order_by=(Candidate.score.desc(), Candidate.arch_index)).label("position")).where(
-            Candidate.job_id == job_id, Candidate.status == "scored").subquery()
-        session.execute(update(Candidate).where(Candidate.id == ordered.c.id).values(rank=ordered.c.position)
-                        .execution_options(synchronize_session=False))
+        repository.write_ranks(session, job_id)  # one UPDATE ... FROM row_number(), not one per row
         scored = session.scalars(select(Candidate.id).where(Candidate.job_id == job_id, Candidate.status == "scored")
                                  .order_by(Candidate.rank).limit(max(spec.top_k, 1))).all()
         top = list(scored[: spec.top_k])
         if not scored:
-            _transition(session, job_id, ["ranking"], "failed", finished_at=utcnow(),
+            repository.transition(session, job_id, ["ranking"], "failed", finished_at=utcnow(),
                         error="every candidate failed to score; see the candidates' errors")
             return []
         if spec.final.mode == "none" or not top:
-            if _transition(session, job_id, ["ranking"], "succeeded", finished_at=utcnow()):
+            if repository.transition(session, job_id, ["ranking"], "succeeded", finished_at=utcnow()):
                 session.flush()
                 job = session.get(Job, job_id, populate_existing=True)
                 job.result = _result(session, job, selected_by="score")
             return []
         # Transition first: a job cancelled while this ran (or a concurrent duplicate `rank` that won)
         # gets no trainings and no train messages; the row lock of the UPDATE orders duplicates.
-        if not _transition(session, job_id, ["ranking"], "training"):
+        if not repository.transition(session, job_id, ["ranking"], "training"):
             return []
-        _mark_stage(session, job_id, "training", "started")
+        repository.mark_stage(session, job_id, "training", "started")
         existing = set(session.scalars(select(Training.candidate_id).where(Training.job_id == job_id)))
         new = [candidate_id for candidate_id in top if candidate_id not in existing]
         for candidate_id in new:
@@ -430,21 +396,10 @@ def train_candidate(
                                   .order_by(Training.status.not_in(("pending", "running")), Training.id))
         if job is None or training is None or job.status != "training":
             return training.status if training is not None else "missing"
-        now = utcnow()
-        stale = now - timedelta(seconds=lease_seconds)
-        claimable = or_(Training.status == "pending",
-                        and_(Training.status == "running",
-                             or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < stale)))
-        claimed = session.execute(
-            update(Training).where(Training.id == training.id, claimable)
-            .values(status="running", started_at=now, heartbeat_at=now, worker=runtime.worker_name,
-                    attempts=Training.attempts + 1, error=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not claimed:
+        attempt = repository.claim_training(session, training.id, runtime.worker_name, lease_seconds)
+        if attempt is None:
             return session.scalar(select(Training.status).where(Training.id == training.id))
-        attempt = session.scalar(select(Training.attempts).where(Training.id == training.id))
-        _touch(session, job_id)
+        repository.touch(session, job_id)
         spec, data = JobSpec.model_validate(job.spec), job.data
         cand = session.get(Candidate, candidate_id)
         arch, seed, training_id, mode = cand.arch, cand.seed, training.id, training.mode
@@ -463,15 +418,8 @@ def train_candidate(
         outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:2000]}
     outcome.setdefault("status", "done")
     with store.session() as session:
-        stored = session.execute(
-            update(Training).where(Training.id == training_id, Training.status == "running",
-                                   Training.attempts == attempt)
-            .values(seconds=time.perf_counter() - start, finished_at=utcnow(), **outcome)
-        ).rowcount
-        if stored and mode != RETRAIN:  # counted with the change it counts (the top-k only)
-            counter = Job.trainings_done if outcome["status"] == "done" else Job.trainings_failed
-            session.execute(update(Job).where(Job.id == job_id).values({counter: counter + 1})
-                            .execution_options(synchronize_session=False))
+        stored = repository.finish_training(session, job_id, training_id, attempt, mode,
+                                            dict(outcome, seconds=time.perf_counter() - start))
     if not stored:  # another worker took the training over (our heartbeat went stale): its result counts
         log.warning("training of candidate %s was taken over; discarding this attempt's result", candidate_id)
         return _training_status(store, training_id) or "missing"
@@ -530,7 +478,7 @@ def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_pr
                 training.artifact, training.checkpoint_epoch = relative, state["epoch"]
             training.epochs = list(state["epochs"])
             training.heartbeat_at = utcnow()
-            _touch(session, job_id)
+            repository.touch(session, job_id)
         return True
 
     def on_epoch(metrics) -> bool:
@@ -571,9 +519,9 @@ def finalise(store: Store, job_id: str, runtime: Runtime | None = None) -> bool:
         return False
     export = _deliver(store, runtime, job_id) if runtime is not None and runtime.artifacts is not None else None
     with store.session() as session:
-        if not _transition(session, job_id, ["training"], "succeeded", ~open_trainings, finished_at=utcnow()):
+        if not repository.transition(session, job_id, ["training"], "succeeded", ~open_trainings, finished_at=utcnow()):
             return False
-        _mark_stage(session, job_id, "training", "finished")
+        repository.mark_stage(session, job_id, "training", "finished")
         session.flush()
         job = session.get(Job, job_id, populate_existing=True)
         done = session.scalar(select(func.count()).select_from(Training).where(

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select
 
-from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, utcnow
+from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, repository, utcnow
 
 from .flow import ChunkScored, Message, Task, follow_up, recover
 from .jobs import fail_job
@@ -133,13 +133,7 @@ def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, 
     for training_id, job_id, candidate_id, attempts, worker, priority in rows:
         try:
             with store.session() as session:
-                reset = session.execute(
-                    update(Training)
-                    .where(Training.id == training_id, Training.status == TrainingState.RUNNING,
-                           Training.attempts == attempts, stale_heartbeat)
-                    .values(status=TrainingState.PENDING)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                reset = repository.release_stale_training(session, training_id, attempts, cutoff)
             if not reset:  # its worker beat in the meantime, or another sweep got there first
                 continue
             log.warning("training %s (job %s) lost its worker %s; re-enqueued", training_id, job_id, worker)
@@ -249,15 +243,8 @@ def _idle(updated_at: datetime, swept_at: datetime | None, cutoff: datetime) -> 
 
 def _claim(store: Store, job_id: str, status: str, now: datetime, cutoff: datetime, need_idle: bool = True) -> bool:
     """Take this lease period's re-enqueue for the job: exactly one sweeper wins, and only if still idle."""
-    conditions = [Job.id == job_id, Job.status == status, or_(Job.swept_at.is_(None), Job.swept_at < cutoff)]
-    if need_idle:
-        conditions.append(Job.updated_at < cutoff)
     with store.session() as session:
-        return session.execute(
-            update(Job).where(and_(*conditions))
-            .values(swept_at=now, updated_at=Job.updated_at)  # a sweep is not progress: keep the stall clock
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        return repository.claim_sweep(session, job_id, status, now, cutoff, need_idle)
 
 
 def _send(enqueue: Enqueue, report: SweepReport, messages: list[Message], priority: int) -> None:

@@ -1,0 +1,169 @@
+"""models/repository.py: each guarded statement wins once and refuses otherwise, on both backends.
+
+The whole-job tests (tests/worker, tests/reliability) show the steps stay exact under faults; here
+each rule is pinned down at the statement it lives in, on SQLite (embedded) and PostgreSQL (a lab
+server; pg_url makes a fresh database per test and fails in CI when the server is missing).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import RETRAIN, Candidate, Job, Store, Training, repository, utcnow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'knas.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    yield store
+    store.dispose()
+
+
+def new_job(store: Store, n: int = 6, status: str = "scoring", scores: list[float | None] | None = None) -> str:
+    with store.session() as session:
+        job = Job(spec={}, space="nats-tss", dataset="digits", proxy="mgm", timings={}, status=status,
+                  candidates_total=n)
+        session.add(job)
+        session.flush()
+        for i in range(n):
+            score = scores[i] if scores else None
+            session.add(Candidate(job_id=job.id, arch=f"a{i}", arch_index=i, seed=i, score=score,
+                                  status="pending" if score is None else "scored"))
+        return job.id
+
+
+def ids_of(store: Store, job_id: str) -> list[int]:
+    with store.session() as session:
+        return list(session.scalars(select(Candidate.id).where(Candidate.job_id == job_id).order_by(Candidate.id)))
+
+
+def job_row(store: Store, job_id: str) -> Job:
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        session.expunge(job)
+        return job
+
+
+def test_chunks_are_disjoint_until_released_and_none_once_not_scoring(any_store):
+    job_id = new_job(any_store, n=5)
+    with any_store.session() as session:
+        first = repository.claim_chunk(session, job_id, 2)
+        second = repository.claim_chunk(session, job_id, 2)
+        third = repository.claim_chunk(session, job_id, 2)
+        assert repository.claim_chunk(session, job_id, 2) == []
+    assert first + second + third == ids_of(any_store, job_id)
+    with any_store.session() as session:
+        repository.release_chunks(session, job_id)
+        assert repository.claim_chunk(session, job_id, 10) == ids_of(any_store, job_id)
+        repository.release_chunks(session, job_id)
+        assert repository.transition(session, job_id, ["scoring"], "cancelled")
+        assert repository.claim_chunk(session, job_id, 10) == []
+
+
+def test_a_score_is_stored_and_counted_once_and_not_after_cancel(any_store):
+    job_id = new_job(any_store, n=3)
+    a, b, c = ids_of(any_store, job_id)
+    with any_store.session() as session:
+        assert repository.record_score(session, job_id, a, {"status": "scored", "score": 1.5})
+        assert not repository.record_score(session, job_id, a, {"status": "scored", "score": 9.0})  # a redelivered twin
+        assert repository.record_score(session, job_id, b, {"status": "failed", "error": "nan"})
+    job = job_row(any_store, job_id)
+    assert (job.candidates_scored, job.candidates_failed) == (1, 1)
+    with any_store.session() as session:
+        assert session.get(Candidate, a).score == 1.5
+        assert session.get(Candidate, a).scored_at is not None
+        repository.transition(session, job_id, ["scoring"], "cancelled")
+    with any_store.session() as session:
+        assert not repository.record_score(session, job_id, c, {"status": "scored", "score": 2.0})
+        assert session.get(Candidate, c).status == "pending"
+    assert job_row(any_store, job_id).candidates_scored == 1
+
+
+def test_ranks_follow_score_then_arch_index(any_store):
+    job_id = new_job(any_store, n=5, status="ranking", scores=[0.5, 2.0, 0.5, None, 1.0])
+    with any_store.session() as session:
+        repository.write_ranks(session, job_id)
+    with any_store.session() as session:
+        ranks = dict(session.execute(select(Candidate.arch, Candidate.rank).where(Candidate.job_id == job_id)).all())
+    assert ranks == {"a1": 1, "a4": 2, "a0": 3, "a2": 4, "a3": None}
+
+
+def test_one_chunk_breeds_a_generation_and_only_when_nothing_is_pending(any_store):
+    job_id = new_job(any_store, n=2)
+    with any_store.session() as session:
+        session.get(Job, job_id).generation = 0
+    first, second = ids_of(any_store, job_id)
+    with any_store.session() as session:
+        repository.record_score(session, job_id, first, {"status": "scored", "score": 1.0})
+        assert not repository.claim_generation(session, job_id, 0)  # one candidate still pending
+        repository.record_score(session, job_id, second, {"status": "scored", "score": 2.0})
+        assert repository.claim_generation(session, job_id, 0)
+        assert not repository.claim_generation(session, job_id, 0)  # the twin chunk finishing at once
+    assert job_row(any_store, job_id).generation == 1
+
+
+def new_training(store: Store, job_id: str, mode: str = "train") -> int:
+    with store.session() as session:
+        candidate = session.scalar(select(Candidate.id).where(Candidate.job_id == job_id).limit(1))
+        training = Training(job_id=job_id, candidate_id=candidate, mode=mode, status="pending")
+        session.add(training)
+        session.flush()
+        return training.id
+
+
+def test_a_training_is_held_by_one_attempt_and_a_stale_one_is_fenced(any_store):
+    job_id = new_job(any_store, n=1, status="training")
+    training_id = new_training(any_store, job_id)
+    with any_store.session() as session:
+        first = repository.claim_training(session, training_id, "w1", lease_seconds=60)
+        assert first == 1
+        assert repository.claim_training(session, training_id, "w2", lease_seconds=60) is None  # fresh heartbeat
+        assert repository.renew_training_lease(session, training_id, first)
+        session.get(Training, training_id).heartbeat_at = utcnow() - timedelta(seconds=120)
+    with any_store.session() as session:
+        second = repository.claim_training(session, training_id, "w2", lease_seconds=60)  # w1 went silent
+        assert second == 2
+        assert not repository.renew_training_lease(session, training_id, first)
+        assert not repository.finish_training(session, job_id, training_id, first, "train", {"status": "done"})
+        assert repository.finish_training(session, job_id, training_id, second, "train",
+                                          {"status": "done", "valid_acc": 0.5})
+        assert not repository.finish_training(session, job_id, training_id, second, "train", {"status": "done"})
+    job = job_row(any_store, job_id)
+    assert (job.trainings_done, job.trainings_failed) == (1, 0)
+
+
+def test_a_retraining_is_not_counted_on_the_top_k(any_store):
+    job_id = new_job(any_store, n=1, status="training")
+    training_id = new_training(any_store, job_id, mode=RETRAIN)
+    with any_store.session() as session:
+        attempt = repository.claim_training(session, training_id, "w1", lease_seconds=60)
+        assert repository.finish_training(session, job_id, training_id, attempt, RETRAIN, {"status": "failed"})
+    assert job_row(any_store, job_id).trainings_failed == 0
+
+
+def test_a_stale_training_goes_back_to_pending_once(any_store):
+    job_id = new_job(any_store, n=1, status="training")
+    training_id = new_training(any_store, job_id)
+    with any_store.session() as session:
+        attempt = repository.claim_training(session, training_id, "w1", lease_seconds=60)
+    now = utcnow()
+    with any_store.session() as session:
+        assert not repository.release_stale_training(session, training_id, attempt, cutoff=now - timedelta(seconds=60))
+        assert repository.release_stale_training(session, training_id, attempt, cutoff=now + timedelta(seconds=1))
+        assert not repository.release_stale_training(session, training_id, attempt, cutoff=now + timedelta(seconds=1))
+        assert session.get(Training, training_id).status == "pending"
+
+
+def test_one_sweeper_claims_an_idle_job_per_lease_period(any_store):
+    job_id = new_job(any_store, n=1)
+    now = utcnow() + timedelta(seconds=10)  # the job's updated_at is before the cutoff: it is idle
+    with any_store.session() as session:
+        before = session.get(Job, job_id).updated_at
+        assert repository.claim_sweep(session, job_id, "scoring", now, cutoff=now)
+        assert not repository.claim_sweep(session, job_id, "scoring", now, cutoff=now)  # a second sweeper
+        assert not repository.claim_sweep(session, job_id, "ranking", now + timedelta(seconds=5),
+                                          cutoff=now + timedelta(seconds=5))  # not in that state
+    assert job_row(any_store, job_id).updated_at == before  # a sweep is not progress
