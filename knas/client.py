@@ -227,7 +227,7 @@ class KnasClient:
 
 def _parse_events(lines: Iterator[str]) -> Iterator[Event]:
     """text/event-stream lines -> events (the WHATWG rules: id, event, data; ':' starts a comment)."""
-    kind, data, event_id = "message", [], None
+    kind, data, event_id = "message", list[str](), None
     for line in lines:
         if not line:
             if data:

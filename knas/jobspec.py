@@ -247,7 +247,8 @@ def _dataset_shape(dataset: str) -> tuple[int, tuple[int, int, int]] | None:
         entry = dataset_entry(dataset)
     except ValueError:
         return None
-    return entry.num_classes, tuple(entry.in_shape)
+    channels, height, width = entry.in_shape
+    return entry.num_classes, (channels, height, width)
 
 
 def _resolve(space: SearchSpace, candidates: Any, seed: int, constraints: Constraints, num_classes: int,

@@ -147,4 +147,7 @@ def top_k_winner(session: Session, job_id: str) -> tuple[Candidate, Training] | 
         .where(Training.job_id == job_id, Training.mode != RETRAIN, Training.status == "done",
                Training.valid_acc.is_not(None))
     ).all()
-    return tuple(max(rows, key=lambda row: (row[1].valid_acc, -(row[0].rank or 0)))) if rows else None
+    if not rows:
+        return None
+    candidate, training = max(rows, key=lambda row: (row[1].valid_acc, -(row[0].rank or 0)))
+    return candidate, training

@@ -105,7 +105,8 @@ def search(as_json: bool, **options) -> None:
             elif event == "trained":
                 bars.advance(training)
             elif event == "epoch":
-                bars.update(training, description=f"training {data['epoch']}/{spec.final.epochs} epochs, "
+                epochs = getattr(spec.final, "epochs", "?")  # epochs come only from a training stage
+                bars.update(training, description=f"training {data['epoch']}/{epochs} epochs, "
                                                   f"valid acc {data['valid_acc']:.1f}%")
 
         status = run_job(store, runtime, job_id, settings.chunk_size, on_progress)

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 
@@ -61,8 +61,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     # X-Forwarded-For/-Proto are believed only from the proxies in KNAS_FORWARDED_ALLOW_IPS (default: none):
     # uvicorn's own default trusts 127.0.0.1, so anyone on the server host could pick their client address.
     trusted = settings.forwarded_allow_ips.strip()
-    options = dict(host=host, port=port, log_level=log_level, proxy_headers=bool(trusted),
-                   forwarded_allow_ips=trusted or None)
+    options: dict[str, Any] = dict(host=host, port=port, log_level=log_level, proxy_headers=bool(trusted),
+                                   forwarded_allow_ips=trusted or None)
     if workers == 1:
         from api.main import create_app
 

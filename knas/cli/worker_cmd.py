@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import click
 
@@ -54,7 +55,7 @@ GPU_ID = re.compile(r"^(\d+|(GPU|MIG)-[0-9A-Za-z/-]+)$")  # an index, or a UUID 
 GPU_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
 
 
-def gpus_from_env(env: dict[str, str] | None = None) -> str:
+def gpus_from_env(env: Mapping[str, str] | None = None) -> str:
     """`--gpus auto`: the GPUs a scheduler gave this process, from the first variable that names any."""
     env = os.environ if env is None else env
     for var in GPU_ENV:
@@ -166,7 +167,8 @@ def die_with_parent(parent: int, watch_fd: int | None = None, use_prctl: bool = 
 
 def start_child(argv: list[str], env: dict[str, str], use_prctl: bool = True) -> subprocess.Popen:
     """Start one worker process in its own session, bound to die with this process."""
-    read_fd = write_fd = None
+    read_fd: int | None = None
+    write_fd: int | None = None
     if not (use_prctl and sys.platform.startswith("linux")):
         read_fd, write_fd = os.pipe()
         os.set_inheritable(read_fd, True)
@@ -176,7 +178,7 @@ def start_child(argv: list[str], env: dict[str, str], use_prctl: bool = True) ->
                                 pass_fds=() if read_fd is None else (read_fd,),
                                 preexec_fn=die_with_parent(os.getpid(), read_fd, use_prctl))
     finally:
-        if read_fd is not None:
+        if read_fd is not None and write_fd is not None:
             os.close(read_fd)  # the write end stays open in this process until it exits (by any means)
             _WATCH_PIPES.append(write_fd)
 
