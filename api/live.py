@@ -2,7 +2,7 @@
 
 Both rest on the job's *version*, one small query: the job row's `updated_at` and `status`, plus
 the newest finished training and the number of trainings. The pipeline touches `jobs.updated_at`
-on every stored score, epoch and transition (`worker.pipeline._touch`, `worker.jobs._transition`;
+on every stored score, epoch and transition (`models.repository.touch` and `.transition`;
 the ORM's `onupdate` covers every other UPDATE of the row); a training's result is stored on its
 own row, which the two training columns cover. Whatever a job or candidate read answers can only
 change when the version does.

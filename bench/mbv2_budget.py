@@ -4,7 +4,7 @@
                                 [--generations 2] [--candidates 36] [--proxy synflow] [--top-k 1]
                                 [--epochs 3] [--lr 0.1] [--batch-size 64] [--seed 0] [--hand ARCH] [--json]
 
-Both networks go through the product's own pipeline (`worker.pipeline.create_job` + `run_job`, what
+Both networks go through the product's own pipeline (`worker.jobs.create_job` + `run_job`, what
 `knas search` runs), on `cifar10-sample` (real CIFAR-10 at 32 px: 900 train / 100 valid / 1,000
 test images), in a private KNAS_HOME (a temporary folder, removed afterwards):
 
@@ -60,7 +60,8 @@ def run(store, runtime, spec, label: str) -> dict:
     """One job through the product's in-process runner; its summary (as `knas search --json` prints it)."""
     from models import Job
     from models.queries import job_summary
-    from worker.pipeline import create_job, run_job
+    from worker.jobs import create_job
+    from worker.pipeline import run_job
 
     def progress(event: str, data: dict) -> None:
         if event == "trained":

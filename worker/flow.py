@@ -160,12 +160,12 @@ class StepContext:
 
 def run(message: Message, ctx: StepContext) -> Any:
     """Do the step the message names; returns its outcome (None for a step with no follow-up)."""
-    from . import pipeline
+    from . import jobs, pipeline
 
     task, args, progress = Task(message.task), message.args, ctx.on_progress or pipeline._noop
     job_id = args[0]
     if task is Task.START_JOB:
-        if pipeline.job_status(ctx.store, job_id) != JobState.QUEUED:
+        if jobs.job_status(ctx.store, job_id) != JobState.QUEUED:
             # Started already: a redelivery or a sweep duplicate. Handing out again would duplicate
             # every chunk; chunks lost from the first hand-out come back through the sweep.
             return Started(job_id, [])
@@ -208,9 +208,9 @@ def resume(store: Any, job_id: str, chunk_size: int) -> list[Message]:
 
     from models import OPEN_TRAINING_STATES, Training
 
-    from . import pipeline
+    from . import jobs, pipeline
 
-    status = pipeline.job_status(store, job_id)
+    status = jobs.job_status(store, job_id)
     if status == JobState.SCORING:
         chunks = pipeline.start_job(store, job_id, chunk_size)  # in-process: every pending candidate
         if not chunks and pipeline.next_generation(store, job_id):  # evolution: a scored generation, unbred

@@ -22,15 +22,14 @@ from models import RETRAIN, Candidate, Job, Store, Training, Worker, repository,
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
 
-from .jobs import SpecError, cancel_job, create_job, fail_job, job_status  # noqa: F401
+from .jobs import cancel_job, fail_job, job_status
 from . import report
 from .energy import measure_energy
 from .heartbeat import training_lease
 from .runtime import Runtime
 
-__all__ = ["SpecError", "cancel_job", "create_job", "fail_job", "finalise", "finish_scoring", "job_status",
-           "next_chunk", "open_retraining", "rank", "redispatch", "retrain_winner", "run_job", "score_chunk",
-           "start_job", "train_candidate"]
+__all__ = ["finalise", "finish_scoring", "next_chunk", "open_retraining", "rank", "redispatch", "retrain_winner",
+           "run_job", "score_chunk", "start_job", "train_candidate"]
 
 log = logging.getLogger(__name__)
 

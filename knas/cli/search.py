@@ -85,7 +85,8 @@ def search(as_json: bool, **options) -> None:
     """Run a whole search in this process: score candidates, rank, train the top-k."""
     from models import Job
     from models.queries import job_summary
-    from worker.pipeline import create_job, run_job
+    from worker.jobs import create_job
+    from worker.pipeline import run_job
     from worker.runtime import Runtime
 
     settings = get_settings()

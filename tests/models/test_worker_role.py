@@ -16,7 +16,7 @@ from knas.jobspec import JobSpec
 from models import Store
 from models.roles import create_worker_role
 from models.users import add_user
-from worker import pipeline
+from worker import jobs, pipeline
 from worker.runtime import Runtime
 
 
@@ -70,10 +70,10 @@ def test_the_worker_role_runs_a_whole_job(pg_url, worker_url, tmp_path):
     spec = JobSpec.model_validate({"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 4},
                                    "proxy": {"name": "mgm", "batch_size": 8}, "seed": 9, "top_k": 1,
                                    "final": {"mode": "train", "epochs": 1, "retrain_epochs": 1}})
-    job_id = pipeline.create_job(owner, spec)  # the API (the owner's URL) creates jobs
+    job_id = jobs.create_job(owner, spec)  # the API (the owner's URL) creates jobs
     worker = Store(worker_url, migrate=False)
     runtime = Runtime(device="cpu", worker_name="w@node", artifact_dir=tmp_path / "artifacts")
     assert pipeline.run_job(worker, runtime, job_id) == "succeeded"
-    assert pipeline.job_status(owner, job_id) == "succeeded"
+    assert jobs.job_status(owner, job_id) == "succeeded"
     worker.dispose()
     owner.dispose()

@@ -450,10 +450,10 @@ class Stack:
     def create_job(self, spec: dict[str, Any], submit: bool = True, owner: str | None = None) -> str:
         """Store a job as the API does and send `knas.start_job` (the test-only `tiny` dataset cannot go over HTTP)."""
         from knas.jobspec import JobSpec
-        from worker import pipeline
+        from worker import jobs
 
         parsed = JobSpec.model_validate(spec)
-        job_id = pipeline.create_job(self.store, parsed, owner=owner)
+        job_id = jobs.create_job(self.store, parsed, owner=owner)
         if submit:
             self.send("knas.start_job", [job_id], parsed.priority)
         return job_id

@@ -11,7 +11,7 @@ from knas.jobspec import JobSpec
 from models import Candidate, Job, Store
 from scorer.evolution import breed, crossover, mutate, population
 from scorer.spaces import get_space
-from worker import pipeline
+from worker import jobs, pipeline
 from worker.runtime import Runtime
 
 pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
@@ -35,7 +35,7 @@ def _run_local(store: Store, spec: dict) -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers run: the same sums, so the same scores to the last bit
     try:
-        job_id = pipeline.create_job(store, JobSpec.model_validate(spec))
+        job_id = jobs.create_job(store, JobSpec.model_validate(spec))
         assert pipeline.run_job(store, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
         return job_id
     finally:
@@ -121,7 +121,7 @@ def test_two_celery_workers_breed_the_same_generations_as_one_process(pg_url, re
     workers = [start_worker(name) for name in ("wa", "wb")]
     wait_for_rows(store, {"wa", "wb"}, procs=workers)
     spec = JobSpec.model_validate(SPEC)
-    job_id = pipeline.create_job(store, spec)
+    job_id = jobs.create_job(store, spec)
     submit(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
     assert wait_done(store, [job_id], timeout=240, workers=workers) == {job_id: "succeeded"}
     remote = _candidates(store, job_id)

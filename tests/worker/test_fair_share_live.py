@@ -12,7 +12,7 @@ from sqlalchemy import select
 from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Candidate, Job, Store
-from worker import pipeline
+from worker import jobs
 from worker.queue import CeleryQueue
 
 from live_workers import wait_for_rows
@@ -37,7 +37,7 @@ def scoring_order(store: Store, job_ids: list[str]) -> list[str]:
 
 def wait_finished(store: Store, job_ids: list[str], worker, timeout: float = 120) -> None:
     deadline = time.time() + timeout
-    while any(pipeline.job_status(store, j) not in ("succeeded", "failed", "cancelled") for j in job_ids):
+    while any(jobs.job_status(store, j) not in ("succeeded", "failed", "cancelled") for j in job_ids):
         assert time.time() < deadline, f"jobs not done in {timeout} s\n{worker.output()[-3000:]}"
         time.sleep(0.3)
 
@@ -53,8 +53,8 @@ def longest_run(owners: list[str]) -> int:
 def test_two_users_jobs_alternate_instead_of_one_draining_first(pg_url, redis_url, start_worker):
     store = Store(pg_url)
     queue = CeleryQueue(Settings(broker_url=redis_url))
-    bulk = pipeline.create_job(store, job_spec(12, seed=1), owner="alice")  # alice's big job first...
-    small = pipeline.create_job(store, job_spec(8, seed=2), owner="bob")  # ... then bob's, same priority
+    bulk = jobs.create_job(store, job_spec(12, seed=1), owner="alice")  # alice's big job first...
+    small = jobs.create_job(store, job_spec(8, seed=2), owner="bob")  # ... then bob's, same priority
     for job_id in (bulk, small):
         queue.submit(job_id, 0)
     worker = start_worker("fair", "--concurrency", "1", KNAS_CHUNK_SIZE="1", KNAS_FANOUT_WINDOW=str(WINDOW))
@@ -75,13 +75,13 @@ def test_a_high_priority_job_overtakes_a_bulk_job_already_running(pg_url, redis_
     queue = CeleryQueue(Settings(broker_url=redis_url))
     worker = start_worker("prio", "--concurrency", "1", KNAS_CHUNK_SIZE="1", KNAS_FANOUT_WINDOW=str(WINDOW))
     wait_for_rows(store, {"prio"}, procs=[worker])
-    bulk = pipeline.create_job(store, job_spec(40, seed=3, priority=0), owner="alice")
+    bulk = jobs.create_job(store, job_spec(40, seed=3, priority=0), owner="alice")
     queue.submit(bulk, 0)
     deadline = time.time() + 60
     while len(scoring_order(store, [bulk])) < 3:  # the bulk job is under way
         assert time.time() < deadline, worker.output()[-3000:]
         time.sleep(0.1)
-    urgent = pipeline.create_job(store, job_spec(6, seed=4, priority=9), owner="bob")
+    urgent = jobs.create_job(store, job_spec(6, seed=4, priority=9), owner="bob")
     queue.submit(urgent, 9)
     wait_finished(store, [bulk, urgent], worker)
 

@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Training
 from models.queries import progress
-from worker import pipeline
-from worker.pipeline import SpecError
+from worker import jobs, pipeline
+from worker.jobs import SpecError
 
 TINY = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 6},
         "proxy": {"name": "mgm", "batch_size": 8}, "seed": 3, "top_k": 2,
@@ -26,7 +26,7 @@ def scores(store, job_id) -> dict[str, float]:
 
 def test_whole_job_runs_to_succeeded_with_a_winner_from_the_top_k(store, runtime):
     events = []
-    job_id = pipeline.create_job(store, spec())
+    job_id = jobs.create_job(store, spec())
     status = pipeline.run_job(store, runtime, job_id, chunk_size=4, on_progress=lambda e, d: events.append(e))
     assert status == "succeeded"
     with store.session() as s:
@@ -47,7 +47,7 @@ def test_whole_job_runs_to_succeeded_with_a_winner_from_the_top_k(store, runtime
 
 
 def test_ranks_follow_scores(store, runtime):
-    job_id = pipeline.create_job(store, spec(final={"mode": "none"}))
+    job_id = jobs.create_job(store, spec(final={"mode": "none"}))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         rows = s.execute(select(Candidate.rank, Candidate.score).where(Candidate.job_id == job_id)
@@ -59,8 +59,8 @@ def test_ranks_follow_scores(store, runtime):
 
 
 def test_scores_do_not_depend_on_order_or_chunking(store, runtime):
-    a = pipeline.create_job(store, spec(final={"mode": "none"}))
-    b = pipeline.create_job(store, spec(final={"mode": "none"}))
+    a = jobs.create_job(store, spec(final={"mode": "none"}))
+    b = jobs.create_job(store, spec(final={"mode": "none"}))
     pipeline.run_job(store, runtime, a, chunk_size=6)
     chunks = pipeline.start_job(store, b, chunk_size=1)
     for chunk in reversed(chunks):
@@ -69,7 +69,7 @@ def test_scores_do_not_depend_on_order_or_chunking(store, runtime):
 
 
 def test_redelivered_chunk_stores_nothing_twice(store, runtime):
-    job_id = pipeline.create_job(store, spec(final={"mode": "none"}))
+    job_id = jobs.create_job(store, spec(final={"mode": "none"}))
     (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
     first = pipeline.score_chunk(store, runtime, job_id, chunk[:3])
     before = scores(store, job_id)
@@ -81,21 +81,21 @@ def test_redelivered_chunk_stores_nothing_twice(store, runtime):
         assert s.scalar(select(func.count()).select_from(Candidate).where(Candidate.job_id == job_id)) == 6
     # start_job on redelivery returns nothing left to score, and the job moved on exactly once
     assert pipeline.start_job(store, job_id) == []
-    assert pipeline.job_status(store, job_id) == "ranking"
+    assert jobs.job_status(store, job_id) == "ranking"
     assert pipeline.finish_scoring(store, job_id) is False
 
 
 def test_scoring_to_ranking_waits_for_the_last_candidate(store, runtime):
-    job_id = pipeline.create_job(store, spec())
+    job_id = jobs.create_job(store, spec())
     (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
     pipeline.score_chunk(store, runtime, job_id, chunk[:5])
-    assert pipeline.job_status(store, job_id) == "scoring"
+    assert jobs.job_status(store, job_id) == "scoring"
     pipeline.score_chunk(store, runtime, job_id, chunk[5:])
-    assert pipeline.job_status(store, job_id) == "ranking"
+    assert jobs.job_status(store, job_id) == "ranking"
 
 
 def test_rank_is_idempotent_and_creates_trainings_once(store, runtime):
-    job_id = pipeline.create_job(store, spec())
+    job_id = jobs.create_job(store, spec())
     for chunk in pipeline.start_job(store, job_id):
         pipeline.score_chunk(store, runtime, job_id, chunk)
     first = pipeline.rank(store, job_id)
@@ -106,26 +106,26 @@ def test_rank_is_idempotent_and_creates_trainings_once(store, runtime):
 
 
 def test_cancel_stops_scoring_between_candidates(store, runtime):
-    job_id = pipeline.create_job(store, spec())
+    job_id = jobs.create_job(store, spec())
     (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
     pipeline.score_chunk(store, runtime, job_id, chunk[:2])
-    assert pipeline.cancel_job(store, job_id)
+    assert jobs.cancel_job(store, job_id)
     report = pipeline.score_chunk(store, runtime, job_id, chunk[2:])
     assert report["scored"] == 0 and report["cancelled"] == 1
-    assert pipeline.job_status(store, job_id) == "cancelled"
-    assert pipeline.cancel_job(store, job_id) is False  # no state goes backwards or repeats
+    assert jobs.job_status(store, job_id) == "cancelled"
+    assert jobs.cancel_job(store, job_id) is False  # no state goes backwards or repeats
     assert pipeline.rank(store, job_id) == []
 
 
 def test_cancel_during_training_stops_after_the_current_epoch(store, runtime):
-    job_id = pipeline.create_job(store, spec(final={"mode": "train", "epochs": 5}))
+    job_id = jobs.create_job(store, spec(final={"mode": "train", "epochs": 5}))
     for chunk in pipeline.start_job(store, job_id):
         pipeline.score_chunk(store, runtime, job_id, chunk)
     top = pipeline.rank(store, job_id)
 
     def cancel_after_first_epoch(event, data):
         if event == "epoch":
-            pipeline.cancel_job(store, job_id)
+            jobs.cancel_job(store, job_id)
 
     status = pipeline.train_candidate(store, runtime, job_id, top[0], on_progress=cancel_after_first_epoch)
     assert status == "failed"
@@ -138,7 +138,7 @@ def test_cancel_during_training_stops_after_the_current_epoch(store, runtime):
 def test_missing_dataset_fails_the_job_with_the_reason(store, tmp_path):
     from worker.runtime import Runtime
 
-    job_id = pipeline.create_job(store, spec(dataset="cifar10"))
+    job_id = jobs.create_job(store, spec(dataset="cifar10"))
     runtime = Runtime(data_dir=tmp_path / "no-data", device="cpu")
     with pytest.raises(FileNotFoundError):
         pipeline.run_job(store, runtime, job_id)
@@ -149,11 +149,11 @@ def test_missing_dataset_fails_the_job_with_the_reason(store, tmp_path):
 
 def test_unknown_names_are_spec_errors(store):
     with pytest.raises(SpecError, match="unknown proxy 'nope'"):
-        pipeline.create_job(store, spec(proxy={"name": "nope"}))
+        jobs.create_job(store, spec(proxy={"name": "nope"}))
     with pytest.raises(SpecError, match="unknown dataset 'mnist'"):
-        pipeline.create_job(store, spec(dataset="mnist"))
+        jobs.create_job(store, spec(dataset="mnist"))
     with pytest.raises(SpecError, match="benchmark mode"):
-        pipeline.create_job(store, spec(final={"mode": "benchmark"}))
+        jobs.create_job(store, spec(final={"mode": "benchmark"}))
 
 
 def test_benchmark_mode_looks_up_the_top_k(store, tmp_path):
@@ -169,7 +169,7 @@ def test_benchmark_mode_looks_up_the_top_k(store, tmp_path):
     data_dir = tmp_path / "data"
     write_fake_cifar10(data_dir)
     runtime = Runtime(data_dir=data_dir, benchmark_dir=bench_dir, device="cpu")
-    job_id = pipeline.create_job(store, spec(dataset="cifar10", candidates={"strategy": "list", "archs": archs},
+    job_id = jobs.create_job(store, spec(dataset="cifar10", candidates={"strategy": "list", "archs": archs},
                                             top_k=3, final={"mode": "benchmark"}))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
@@ -199,7 +199,7 @@ def write_fake_cifar10(root) -> None:
 def test_ensemble_job_stores_components_and_ranks_by_their_aggregate(store, runtime):
     from scorer.proxies.ensemble import COMPONENTS, aggregate
 
-    job_id = pipeline.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
+    job_id = jobs.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         rows = s.execute(select(Candidate.rank, Candidate.score, Candidate.scores)
@@ -211,7 +211,7 @@ def test_ensemble_job_stores_components_and_ranks_by_their_aggregate(store, runt
 
 
 def test_finished_job_reports_validity_and_compute(store, runtime):
-    job_id = pipeline.create_job(store, spec(top_k=5))
+    job_id = jobs.create_job(store, spec(top_k=5))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         result = s.get(Job, job_id).result
@@ -225,7 +225,7 @@ def test_finished_job_reports_validity_and_compute(store, runtime):
 
 
 def test_validity_waits_for_five_accuracies(store, runtime):
-    job_id = pipeline.create_job(store, spec())  # top_k=2
+    job_id = jobs.create_job(store, spec())  # top_k=2
     pipeline.run_job(store, runtime, job_id)
     with store.session() as s:
         assert s.get(Job, job_id).result["validity"]["available"] is False
@@ -239,7 +239,7 @@ def test_energy_is_summed_when_every_step_was_measured(store, runtime, tmp_path,
     counter.mkdir()
     (counter / "energy_uj").write_text("5000000")
     monkeypatch.setattr(energy, "RAPL_GLOB", str(tmp_path / "intel-rapl:[0-9]*" / "energy_uj"))
-    job_id = pipeline.create_job(store, spec())
+    job_id = jobs.create_job(store, spec())
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         compute = s.get(Job, job_id).result["compute"]
@@ -256,8 +256,8 @@ def candidate_rows(store, job_id):
 def test_repeats_rank_by_the_mean_and_report_the_spread_and_near_ties(store, runtime):
     import statistics
 
-    once = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8}))
-    thrice = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8},
+    once = jobs.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8}))
+    thrice = jobs.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8},
                                              proxy={"name": "mgm", "batch_size": 8, "repeats": 3}))
     for job_id in (once, thrice):
         assert pipeline.run_job(store, runtime, job_id) == "succeeded"
@@ -287,7 +287,7 @@ def test_an_aggregate_with_repeats_averages_each_repeats_aggregate(store, runtim
 
     from scorer.proxies.ensemble import COMPONENTS, aggregate
 
-    job_id = pipeline.create_job(store, spec(final={"mode": "none"}, top_k=2, candidates={"strategy": "random", "n": 4},
+    job_id = jobs.create_job(store, spec(final={"mode": "none"}, top_k=2, candidates={"strategy": "random", "n": 4},
                                              proxy={"name": "ensemble", "batch_size": 8, "repeats": 2}))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     rows = candidate_rows(store, job_id)
@@ -302,7 +302,7 @@ def test_aggregate_uses_the_components_every_candidate_has(store, runtime):
 
     from scorer.proxies.ensemble import COMPONENTS, aggregate
 
-    job_id = pipeline.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
+    job_id = jobs.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
     assert pipeline.run_job(store, runtime, job_id) == "succeeded"
     dropped = COMPONENTS[2]
     with store.session() as s:

@@ -13,7 +13,7 @@ import scorer
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Store
 from models.queries import progress, recount
-from worker import pipeline, score_cache
+from worker import jobs, pipeline, score_cache
 from worker.runtime import Runtime
 
 pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
@@ -45,7 +45,7 @@ def forward_passes(monkeypatch):
 
 
 def _run(store, spec: dict) -> str:
-    job_id = pipeline.create_job(store, JobSpec.model_validate(spec))
+    job_id = jobs.create_job(store, JobSpec.model_validate(spec))
     assert pipeline.run_job(store, Runtime(device="cpu", worker_name="t"), job_id, chunk_size=4) == "succeeded"
     return job_id
 
@@ -106,7 +106,7 @@ def test_a_job_can_opt_out(store, forward_passes):
 
 
 def test_counters_equal_a_recount_at_every_stage(db):
-    job_id = pipeline.create_job(db, JobSpec.model_validate(SPEC))
+    job_id = jobs.create_job(db, JobSpec.model_validate(SPEC))
     runtime = Runtime(device="cpu", worker_name="t")
     chunks = pipeline.start_job(db, job_id, 4)
     with db.session() as session:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Store, Training, Worker, utcnow
-from worker import pipeline
+from worker import jobs, pipeline
 
 from live_workers import REPO, wait_for_rows, worker_env
 
@@ -34,7 +34,7 @@ def submit(job_id: str, priority: int, env: dict) -> None:
 def wait_done(store: Store, job_ids: list[str], timeout: float, workers=()) -> dict[str, str]:
     deadline = time.time() + timeout
     while True:
-        states = {j: pipeline.job_status(store, j) for j in job_ids}
+        states = {j: jobs.job_status(store, j) for j in job_ids}
         if all(s in DONE for s in states.values()):
             return states
         if time.time() > deadline:
@@ -53,7 +53,7 @@ def local_ranking(spec: JobSpec, tmp_path) -> dict[str, tuple[int, float]]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        job_id = pipeline.create_job(local, spec)
+        job_id = jobs.create_job(local, spec)
         assert pipeline.run_job(local, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
         with local.session() as s:
             return {a: (r, sc) for a, r, sc in s.execute(
@@ -71,10 +71,10 @@ def test_two_workers_run_a_job_to_the_local_ranking_and_recover_lost_work(pg_url
     nodes = {rows["wa"].name, rows["wb"].name}
 
     spec = JobSpec.model_validate(SPEC)
-    job_id = pipeline.create_job(store, spec)
+    job_id = jobs.create_job(store, spec)
     submit(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
     # A job whose fan-out was lost: it is `scoring` but no chunk message exists. Only the sweep can finish it.
-    lost = pipeline.create_job(store, JobSpec.model_validate({**SPEC, "seed": 12, "final": {"mode": "none"},
+    lost = jobs.create_job(store, JobSpec.model_validate({**SPEC, "seed": 12, "final": {"mode": "none"},
                                                               "candidates": {"strategy": "random", "n": 4}}))
     assert len(pipeline.start_job(store, lost, chunk_size=2)) == 2
     started = time.time()

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Store, Training, Worker, utcnow
-from worker import pipeline
+from worker import jobs, pipeline
 from worker.sweep import fail_stalled, requeue_scoring, reset_stale_trainings, requeue_stranded, sweep
 
 LEASE, STALL, CHUNK = 60, 3600, 2
@@ -50,7 +50,7 @@ def run(db, at, sent=None):
 
 
 def new_job(db, **changes) -> str:
-    return pipeline.create_job(db, JobSpec.model_validate({**SPEC, **changes}))
+    return jobs.create_job(db, JobSpec.model_validate({**SPEC, **changes}))
 
 
 def candidate_ids(db, job_id, status=None) -> list[int]:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Job, Worker
-from worker import pipeline, tasks
+from worker import jobs, pipeline, tasks
 from worker.queue import broker_priority
 
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 5},
@@ -33,7 +33,7 @@ def ctx(store, runtime, monkeypatch):
 
 
 def new_job(store, **changes) -> str:
-    return pipeline.create_job(store, JobSpec.model_validate({**SPEC, **changes}))
+    return jobs.create_job(store, JobSpec.model_validate({**SPEC, **changes}))
 
 
 def test_task_names_and_queues_are_stable():
@@ -109,7 +109,7 @@ def test_transient_errors_are_retried_and_leave_the_job_alone(ctx, store, monkey
     result = tasks.score_chunk.apply(args=[job_id, [1]])
     assert result.failed() and "would retry" in str(result.result)
     assert retried == [("knas.score_chunk", "OperationalError")]
-    assert pipeline.job_status(store, job_id) == "scoring"
+    assert jobs.job_status(store, job_id) == "scoring"
 
 
 def test_a_real_error_fails_the_job_with_the_reason_and_the_worker(ctx, store, monkeypatch):
