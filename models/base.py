@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, Executable, MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 # Stable constraint names, so migrations and autogenerate agree on every backend.
 NAMING = {
@@ -26,7 +30,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def changed(session: Any, statement: Executable, params: Any = None) -> int:
+def changed(session: "Session | Connection", statement: Executable, params: Any = None) -> int:
     """Rows an UPDATE/DELETE changed, on a Session or a Connection (`execute` is typed as a plain
     Result there, whose `rowcount` only a cursor result has)."""
     return cast(CursorResult, session.execute(statement, params)).rowcount

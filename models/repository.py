@@ -35,15 +35,7 @@ def transition(session: Session, job_id: str, from_states: Iterable[str], to_sta
 
 def mark_stage(session: Session, job_id: str, stage: str, edge: str) -> None:
     """Record a stage's start or finish time (only the step that won the transition calls this)."""
-    job = session.get_one(Job, job_id, populate_existing=True)
-    timings = dict(job.timings or {})
-    entry = dict(timings.get(stage, {}))
-    now = utcnow()
-    entry[edge] = now.isoformat()
-    if edge == "finished" and "started" in entry:
-        entry["seconds"] = round((now - datetime.fromisoformat(entry["started"])).total_seconds(), 3)
-    timings[stage] = entry
-    job.timings = timings
+    _stamp(session.get_one(Job, job_id, populate_existing=True), stage, edge)
 
 
 def close_open_stages(session: Session, job_id: str) -> None:
@@ -51,7 +43,18 @@ def close_open_stages(session: Session, job_id: str) -> None:
     job = session.get_one(Job, job_id, populate_existing=True)
     for stage, entry in (job.timings or {}).items():
         if "finished" not in entry:
-            mark_stage(session, job_id, stage, "finished")
+            _stamp(job, stage, "finished")
+
+
+def _stamp(job: Job, stage: str, edge: str) -> None:
+    timings = dict(job.timings or {})
+    entry = dict(timings.get(stage, {}))
+    now = utcnow()
+    entry[edge] = now.isoformat()
+    if edge == "finished" and "started" in entry:
+        entry["seconds"] = round((now - datetime.fromisoformat(entry["started"])).total_seconds(), 3)
+    timings[stage] = entry
+    job.timings = timings  # a new dict: the JSON column sees the change
 
 
 def touch(session: Session, job_id: str) -> None:
@@ -150,6 +153,11 @@ def write_ranks(session: Session, job_id: str) -> None:
 
 # ---------------------------------------------------------------- training
 
+def stale_heartbeat(cutoff: datetime):
+    """A running training whose worker has not beaten since `cutoff` (or never): its lease is lost."""
+    return or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < cutoff)
+
+
 def claim_training(session: Session, training_id: int, worker: str, lease_seconds: float) -> int | None:
     """Claim a training that is pending, or running with a stale heartbeat (its worker died).
 
@@ -157,10 +165,8 @@ def claim_training(session: Session, training_id: int, worker: str, lease_second
     attempt and stop), or None when someone else holds it.
     """
     now = utcnow()
-    stale = now - timedelta(seconds=lease_seconds)
     claimable = or_(Training.status == "pending",
-                    and_(Training.status == "running",
-                         or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < stale)))
+                    and_(Training.status == "running", stale_heartbeat(now - timedelta(seconds=lease_seconds))))
     claimed = changed(session,
         update(Training).where(Training.id == training_id, claimable)
         .values(status="running", started_at=now, heartbeat_at=now, worker=worker,
@@ -200,10 +206,9 @@ def release_stale_training(session: Session, training_id: int, attempt: int, cut
 
     False when its worker beat in the meantime, or another sweeper got there first.
     """
-    stale = or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < cutoff)
     return changed(session,
         update(Training).where(Training.id == training_id, Training.status == "running",
-                               Training.attempts == attempt, stale)
+                               Training.attempts == attempt, stale_heartbeat(cutoff))
         .values(status="pending").execution_options(synchronize_session=False)) == 1
 
 

@@ -64,11 +64,8 @@ def start_job(store: Store, job_id: str, chunk_size: int = 25, window: int | Non
 
 
 def next_chunk(store: Store, job_id: str, chunk_size: int) -> list[int]:
-    """Hand out the job's next chunk of pending candidates nobody was sent yet ([] if none).
-
-    One conditional UPDATE tags the rows with a fresh token, so two finishing chunks racing for
-    the next one never get the same candidates; the loser gets the rest, or nothing.
-    """
+    """The job's next chunk of undispatched pending candidates ([] if none); the race rule is
+    `models.repository.claim_chunk`'s."""
     with store.session() as session:
         return repository.claim_chunk(session, job_id, chunk_size)
 
@@ -316,7 +313,7 @@ def rank(store: Store, job_id: str) -> list[int]:
         top = list(scored[: spec.top_k])
         if not scored:
             repository.transition(session, job_id, ["ranking"], "failed", finished_at=utcnow(),
-                        error="every candidate failed to score; see the candidates' errors")
+                                  error="every candidate failed to score; see the candidates' errors")
             return []
         if spec.final.mode == "none" or not top:
             if repository.transition(session, job_id, ["ranking"], "succeeded", finished_at=utcnow()):

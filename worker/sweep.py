@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, repository, utcnow
 
@@ -121,7 +121,7 @@ def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, 
                           report: SweepReport | None = None) -> SweepReport:
     now, report = now or utcnow(), report or SweepReport()
     cutoff = now - timedelta(seconds=lease_seconds)
-    stale_heartbeat = or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < cutoff)
+    stale_heartbeat = repository.stale_heartbeat(cutoff)
     with store.session() as session:
         rows = session.execute(
             select(Training.id, Training.job_id, Training.candidate_id, Training.attempts, Training.worker,
@@ -242,8 +242,7 @@ def _idle(updated_at: datetime, swept_at: datetime | None, cutoff: datetime) -> 
 
 
 def _claim(store: Store, job_id: str, status: str, now: datetime, cutoff: datetime, need_idle: bool = True) -> bool:
-    """Take this lease period's re-enqueue for the job: exactly one sweeper wins, and only if still idle."""
-    with store.session() as session:
+    with store.session() as session:  # its own transaction: the claim commits before anything is sent
         return repository.claim_sweep(session, job_id, status, now, cutoff, need_idle)
 
 
