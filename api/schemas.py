@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from knas.result import JobResult
+
 
 class Progress(BaseModel):
     """Counts over the job's candidates and trainings (computed on read, never stored)."""
@@ -40,7 +42,7 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     timings: dict[str, Any] = Field(description="stage -> {started, finished, seconds}")
     error: str | None
-    result: dict[str, Any] | None = Field(description="winner, top_k, selected_by, compute_seconds (when finished)")
+    result: JobResult | None = Field(description="what the job found (when finished): knas/result.py")
 
 
 class JobsPublic(BaseModel):

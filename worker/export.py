@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from knas.jobspec import JobSpec
+from knas.result import ExportInfo, JobResult
 from models import RETRAIN, Candidate, Job, Store, Training
 from models.queries import top_k_winner
 
@@ -99,7 +100,7 @@ def build_card(job: Job, candidate: Candidate, training: Training, info, params:
                          "mean": list(info.mean), "std": list(info.std), "layout": "NCHW float32"}
         classes = [str(i) for i in range(info.num_classes)]
         sizes = None
-    result = job.result or {}
+    result = JobResult.model_validate(job.result) if job.result else None
     channels, height, width = info.in_shape
     return {
         "name": f"knas-{job.id[:8]}",
@@ -123,8 +124,8 @@ def build_card(job: Job, candidate: Candidate, training: Training, info, params:
         "selection": {"proxy": spec.proxy.name, "rank": candidate.rank, "score": candidate.score,
                       "scores": candidate.scores, "candidates": job.n_candidates, "top_k": job.top_k,
                       "selected_by": "valid_acc of the top-k trainings"},
-        "validity": result.get("validity"),
-        "compute": result.get("compute"),
+        "validity": result.validity.model_dump(mode="json") if result and result.validity else None,
+        "compute": result.compute.model_dump(mode="json") if result and result.compute else None,
         "knas_version": scorer.__version__,
         "seed": spec.seed,
         "spec": job.spec,
@@ -133,7 +134,7 @@ def build_card(job: Job, candidate: Candidate, training: Training, info, params:
     }
 
 
-def build_export(store: Store, runtime: Runtime, job_id: str, artifacts: ArtifactStore | None = None) -> dict[str, Any]:
+def build_export(store: Store, runtime: Runtime, job_id: str, artifacts: ArtifactStore | None = None) -> ExportInfo:
     """Write the winner's bundle into the artifact store (folder + zip); returns what the job result records."""
     import torch
 
@@ -184,9 +185,9 @@ def build_export(store: Store, runtime: Runtime, job_id: str, artifacts: Artifac
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         staging.with_suffix(".zip.tmp").unlink(missing_ok=True)
-    return {"status": "ready", "candidate_id": candidate.id, "files": sorted(p.name for p in files.values()),
-            "bytes": artifacts.export_zip(job_id).stat().st_size, "test_acc": training.test_acc,
-            "export_check": card.get("export_check")}
+    return ExportInfo(status="ready", candidate_id=candidate.id, files=sorted(p.name for p in files.values()),
+                      bytes=artifacts.export_zip(job_id).stat().st_size, test_acc=training.test_acc,
+                      export_check=card.get("export_check"))
 
 
 def _trace_only(net, in_shape, folder: Path) -> Path:

@@ -18,6 +18,7 @@ from sqlalchemy import and_, exists, func, select, update
 
 import scorer
 from knas.jobspec import JobSpec, TrainStage
+from knas.result import CandidateSummary, Cut, ExportInfo, JobResult, NearTie, Retraining
 from models import RETRAIN, Candidate, Job, Store, Training, Worker, repository, utcnow
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
@@ -319,7 +320,7 @@ def rank(store: Store, job_id: str) -> list[int]:
             if repository.transition(session, job_id, ["ranking"], "succeeded", finished_at=utcnow()):
                 session.flush()
                 job = session.get(Job, job_id, populate_existing=True)
-                job.result = _result(session, job, selected_by="score")
+                job.result = _result(session, job, selected_by="score").stored()
             return []
         # Transition first: a job cancelled while this ran (or a concurrent duplicate `rank` that won)
         # gets no trainings and no train messages; the row lock of the UPDATE orders duplicates.
@@ -524,7 +525,9 @@ def finalise(store: Store, job_id: str, runtime: Runtime | None = None) -> bool:
             and_(Training.job_id == job_id, Training.status == "done")))
         if not done:
             job.status, job.error = "failed", "every top-k candidate failed in the final stage; see their errors"
-        job.result = {**_result(session, job, selected_by="valid_acc"), **({"export": export} if export else {})}
+        result = _result(session, job, selected_by="valid_acc")
+        result.export = export
+        job.result = result.stored()
         return True
 
 
@@ -565,7 +568,7 @@ def open_retraining(store: Store, job_id: str) -> list[int]:
             Training.job_id == job_id, Training.mode == RETRAIN, Training.status == "pending")))
 
 
-def _deliver(store: Store, runtime: Runtime, job_id: str) -> dict[str, Any] | None:
+def _deliver(store: Store, runtime: Runtime, job_id: str) -> ExportInfo | None:
     """Before the job succeeds: export the winner, then drop the other checkpoints (unless kept)."""
     from .export import ExportNotReady, build_export
 
@@ -580,16 +583,16 @@ def _deliver(store: Store, runtime: Runtime, job_id: str) -> dict[str, Any] | No
     try:
         export = build_export(store, runtime, job_id)
     except ExportNotReady as reason:
-        return {"status": "unavailable", "reason": str(reason)}
+        return ExportInfo(status="unavailable", reason=str(reason))
     except Exception as error:  # a model the exporters cannot handle must not fail a finished search
         log.exception("exporting the winner of job %s failed", job_id)
-        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"[:2000]}
+        return ExportInfo(status="failed", reason=f"{type(error).__name__}: {error}"[:2000])
     if not spec.final.keep_checkpoints:
-        runtime.artifacts.prune_trainings(job_id, keep={export["candidate_id"]})
+        runtime.artifacts.prune_trainings(job_id, keep={export.candidate_id})
     return export
 
 
-def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
+def _result(session, job: Job, selected_by: str) -> JobResult:
     """The job's outcome: the winner, the top-k and the compute spent."""
     rows = session.execute(
         select(Candidate, Training)
@@ -599,8 +602,8 @@ def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
     ).all()
     top = [_candidate_summary(c, t) for c, t in rows]
     if selected_by == "valid_acc":
-        trained = [entry for entry in top if entry.get("valid_acc") is not None]
-        winner = max(trained, key=lambda e: (e["valid_acc"], -e["rank"])) if trained else None
+        trained = [entry for entry in top if entry.valid_acc is not None]
+        winner = max(trained, key=lambda e: (e.valid_acc, -(e.rank or 0))) if trained else None
     else:
         winner = top[0] if top else None
     scoring_seconds, n_scored = session.execute(
@@ -609,32 +612,32 @@ def _result(session, job: Job, selected_by: str) -> dict[str, Any]:
     training_seconds, n_trained = session.execute(
         select(func.coalesce(func.sum(Training.seconds), 0.0), func.count(Training.seconds))
         .where(Training.job_id == job.id, Training.status == "done")).one()
-    measured = [e for e in top if e.get("valid_acc") is not None and e.get("score") is not None]
+    measured = [e for e in top if e.valid_acc is not None and e.score is not None]
     energy = _energy(session, job.id)
-    return {
-        "winner": winner,
-        "selected_by": selected_by,
-        "top_k": top,
-        "compute_seconds": {"scoring": round(scoring_seconds, 3), "training": round(training_seconds, 3)},
-        "compute": report.compute(scoring_seconds, n_scored, training_seconds, n_trained, job.n_candidates,
-                                  device=", ".join(_devices(session, job.id)) or "unknown", energy=energy),
-        "validity": report.validity([e["score"] for e in measured], [e["params"] for e in measured],
-                                    [e["valid_acc"] for e in measured], job.proxy),
-        "cut": _cut(session, job),
-        "retrain": _retraining(session, job.id),
-        "scorer_version": scorer.__version__,
-    }
+    return JobResult(
+        winner=winner,
+        selected_by=selected_by,
+        top_k=top,
+        compute_seconds={"scoring": round(scoring_seconds, 3), "training": round(training_seconds, 3)},
+        compute=report.compute(scoring_seconds, n_scored, training_seconds, n_trained, job.n_candidates,
+                               device=", ".join(_devices(session, job.id)) or "unknown", energy=energy),
+        validity=report.validity([e.score for e in measured], [e.params for e in measured],
+                                 [e.valid_acc for e in measured], job.proxy),
+        cut=_cut(session, job),
+        retrain=_retraining(session, job.id),
+        scorer_version=scorer.__version__,
+    )
 
 
-def _retraining(session, job_id: str) -> dict[str, Any] | None:
+def _retraining(session, job_id: str) -> Retraining | None:
     row = session.scalar(select(Training).where(Training.job_id == job_id, Training.mode == RETRAIN))
     if row is None:
         return None
-    return {"candidate_id": row.candidate_id, "status": row.status, "epochs": len(row.epochs or []),
-            "valid_acc": row.valid_acc, "test_acc": row.test_acc, "seconds": row.seconds, "error": row.error}
+    return Retraining(candidate_id=row.candidate_id, status=row.status, epochs=len(row.epochs or []),
+                      valid_acc=row.valid_acc, test_acc=row.test_acc, seconds=row.seconds, error=row.error)
 
 
-def _cut(session, job: Job, shown: int = 20) -> dict[str, Any] | None:
+def _cut(session, job: Job, shown: int = 20) -> Cut | None:
     """How decisive the top-k cut is: the candidates outside it whose score, plus one standard
     deviation over the proxy's repeats, reaches rank k's score minus one."""
     k = job.top_k
@@ -644,20 +647,20 @@ def _cut(session, job: Job, shown: int = 20) -> dict[str, Any] | None:
         return None
     repeats = JobSpec.model_validate(job.spec).proxy.repeats
     if kth.score_std is None:
-        return {"repeats": repeats, "near_ties": None,
-                "note": "score spread unknown: set proxy.repeats >= 2 to flag near-ties at the top-k cut"}
+        return Cut(repeats=repeats, near_ties=None,
+                   note="score spread unknown: set proxy.repeats >= 2 to flag near-ties at the top-k cut")
     reach = Candidate.score + func.coalesce(Candidate.score_std, 0.0) >= kth.score - kth.score_std
     outside = (Candidate.job_id == job.id, Candidate.rank > k, reach)
     total = session.scalar(select(func.count()).select_from(Candidate).where(*outside))
-    near = [{"rank": c.rank, "arch": c.arch, "candidate_id": c.id, "score": c.score, "score_std": c.score_std}
+    near = [NearTie(rank=c.rank, arch=c.arch, candidate_id=c.id, score=c.score, score_std=c.score_std)
             for c in session.scalars(select(Candidate).where(*outside).order_by(Candidate.rank).limit(shown))]
     if total:
         note = (f"{total} candidate(s) outside the top-{k} are within one standard deviation of rank {k}: "
                 f"the cut is not decisive; a larger top_k or more repeats would settle it")
     else:
         note = f"the top-{k} cut is decisive: no candidate outside it comes within one standard deviation of rank {k}"
-    return {"repeats": repeats, "kth_score": kth.score, "kth_std": kth.score_std, "near_ties_total": total,
-            "near_ties": near, "note": note}
+    return Cut(repeats=repeats, kth_score=kth.score, kth_std=kth.score_std, near_ties_total=total,
+               near_ties=near, note=note)
 
 
 def _energy(session, job_id: str) -> dict[str, Any]:
@@ -681,11 +684,11 @@ def _devices(session, job_id: str) -> list[str]:
     return sorted(set(session.scalars(select(Worker.device).where(Worker.name.in_(names)))))
 
 
-def _candidate_summary(cand: Candidate, training: Training | None) -> dict[str, Any]:
-    entry = {"candidate_id": cand.id, "rank": cand.rank, "arch": cand.arch, "arch_index": cand.arch_index,
-             "score": cand.score, "score_std": cand.score_std, "params": cand.params}
+def _candidate_summary(cand: Candidate, training: Training | None) -> CandidateSummary:
+    entry = CandidateSummary(candidate_id=cand.id, rank=cand.rank, arch=cand.arch, arch_index=cand.arch_index,
+                             score=cand.score, score_std=cand.score_std, params=cand.params)
     if training is not None:
-        entry.update(valid_acc=training.valid_acc, test_acc=training.test_acc, training_status=training.status)
+        entry.valid_acc, entry.test_acc, entry.training_status = training.valid_acc, training.test_acc, training.status
     return entry
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 
 from knas.jobspec import JobSpec, TrainStage
+from knas.result import JobResult
 from knas.settings import Settings
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
@@ -341,11 +342,11 @@ def _export_missing(store: Store, job_id: str) -> HTTPException:
     """409 saying why a job has no exported model (yet)."""
     with store.session() as session:
         job = session.get(Job, job_id)
-        export = (job.result or {}).get("export") or {}
+        export = JobResult.model_validate(job.result).export if job.result else None
     if job.status in ACTIVE_STATES:
         reason = f"job {job_id} is {job.status}: its winner is exported when the job succeeds"
-    elif export.get("reason"):
-        reason = f"job {job_id} has no exported model: {export['reason']}"
+    elif export is not None and export.reason:
+        reason = f"job {job_id} has no exported model: {export.reason}"
     elif job.status != "succeeded":
         reason = f"job {job_id} {job.status}: there is no winner to export"
     else:

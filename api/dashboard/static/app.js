@@ -364,7 +364,7 @@ function jobRow(job) {
     h("td", { class: "progress-cell" }, progressBar(jobFraction(job))),
     h("td", { class: "num" }, int(job.n_candidates)),
     h("td", { class: "num" }, winner ? num(winner.score) : dash),
-    h("td", { class: "num" }, winner && winner.valid_acc !== undefined ? pct(winner.valid_acc) : dash),
+    h("td", { class: "num" }, winner && winner.valid_acc != null ? pct(winner.valid_acc) : dash),
     me.admin ? h("td", {}, job.owner || dash) : null,
     h("td", { title: job.created_at || "" }, ago(job.created_at)));
 }
@@ -622,8 +622,8 @@ function drawResult(el, job) {
       h("dt", {}, "Arch"), h("dd", { class: "mono small" }, winner.arch),
       h("dt", {}, "Score"), h("dd", {}, num(winner.score)),
       h("dt", {}, "Params"), h("dd", {}, int(winner.params)),
-      winner.valid_acc !== undefined ? [h("dt", {}, "Valid acc"), h("dd", {}, pct(winner.valid_acc))] : null,
-      winner.test_acc !== undefined ? [h("dt", {}, "Test acc"), h("dd", {}, pct(winner.test_acc))] : null,
+      winner.valid_acc != null ? [h("dt", {}, "Valid acc"), h("dd", {}, pct(winner.valid_acc))] : null,
+      winner.test_acc != null ? [h("dt", {}, "Test acc"), h("dd", {}, pct(winner.test_acc))] : null,
       h("dt", {}, "Selected by"), h("dd", {}, result.selected_by || dash)));
   }
   if (result.validity) {
