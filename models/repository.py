@@ -103,31 +103,44 @@ def _store_score(columns: tuple[str, ...]):
             .values({name: bindparam(name, type_=candidates.c[name].type) for name in columns}))
 
 
-def _count_on_job(counter: str):
+@functools.lru_cache(maxsize=1)
+def _count_statement():
+    """candidates_scored += :scored_, candidates_failed += :failed_ on one job, built once."""
     jobs = _table(Job)
     return (update(jobs).where(jobs.c.id == bindparam("job_id_"))
-            .values({counter: jobs.c[counter] + 1, "updated_at": bindparam("now_", type_=jobs.c.updated_at.type)}))
-
-
-_COUNT = {"scored": _count_on_job("candidates_scored"), "failed": _count_on_job("candidates_failed")}
+            .values(candidates_scored=jobs.c.candidates_scored + bindparam("scored_"),
+                    candidates_failed=jobs.c.candidates_failed + bindparam("failed_"),
+                    updated_at=bindparam("now_", type_=jobs.c.updated_at.type)))
 
 
 def record_score(session: Session, job_id: str, candidate_id: int, values: dict[str, Any]) -> bool:
-    """Store one candidate's outcome and count it on the job, in the caller's transaction.
+    """Store one candidate's outcome and count it on the job (`record_scores` of one)."""
+    return bool(record_scores(session, job_id, [(candidate_id, values)]))
 
-    Stored only while the candidate is pending and its job is scoring: a redelivered twin of the
-    chunk, or a job cancelled meanwhile, gets False and writes nothing; the counter moves with the
-    row it counts, so progress stays exact under redelivery and crashes.
+
+def record_scores(session: Session, job_id: str, outcomes: list[tuple[int, dict[str, Any]]]) -> set[int]:
+    """Store candidates' outcomes and count them on the job, in the caller's transaction; returns
+    the ids that were stored.
+
+    An outcome is stored only while its candidate is pending and its job is scoring: a redelivered
+    twin of the chunk, or a job cancelled meanwhile, writes nothing for it. The counters move with
+    the rows they count (one UPDATE for the batch), so progress stays exact under redelivery and
+    crashes.
     """
     now = utcnow()
-    values = {**values, "scored_at": now}
     connection = session.connection()
-    stored = changed(connection, _store_score(tuple(sorted(values))),
-                     {**values, "job_id_": job_id, "candidate_id_": candidate_id})
+    stored: set[int] = set()
+    counts = {"scored": 0, "failed": 0}
+    for candidate_id, values in outcomes:
+        values = {**values, "scored_at": now}
+        if changed(connection, _store_score(tuple(sorted(values))),
+                   {**values, "job_id_": job_id, "candidate_id_": candidate_id}):
+            stored.add(candidate_id)
+            counts["scored" if values["status"] == "scored" else "failed"] += 1
     if stored:
-        connection.execute(_COUNT["scored" if values["status"] == "scored" else "failed"],
-                           {"job_id_": job_id, "now_": now})
-    return bool(stored)
+        connection.execute(_count_statement(), {"job_id_": job_id, "now_": now,
+                                                "scored_": counts["scored"], "failed_": counts["failed"]})
+    return stored
 
 
 def claim_generation(session: Session, job_id: str, generation: int) -> bool:

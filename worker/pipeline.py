@@ -12,6 +12,7 @@ import logging
 import math
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import and_, exists, func, select, update
@@ -89,15 +90,31 @@ def hand_out(store: Store, job_id: str, chunk_size: int, window: int | None) -> 
     return chunks
 
 
+FLUSH_SECONDS = 0.5  # how long scores wait to be stored: one commit per ~5 candidates at ~100 ms each
+
+
+@dataclass
+class _Outcome:
+    """A scored candidate waiting for its batch's transaction."""
+
+    row: Any
+    values: dict[str, Any]
+    results: list
+    cached: bool
+    keys: list[str]
+
+
 def score_chunk(
     store: Store, runtime: Runtime, job_id: str, candidate_ids: list[int], on_progress: ProgressFn = _noop
 ) -> dict[str, int]:
-    """Score the chunk's pending candidates, storing each score as soon as it exists.
+    """Score the chunk's pending candidates, storing their scores as they come (within FLUSH_SECONDS).
 
-    The job and the chunk's rows are read once; each score is then stored in one transaction that
-    checks the job is still scoring (cancellation), counts it on the job and touches its progress
-    clock. Scores already in the lab-wide cache (worker/score_cache.py) are stored without a forward
-    pass; new ones go into it.
+    The job and the chunk's rows are read once. Scores are stored in batches, one transaction per
+    FLUSH_SECONDS of scoring (a slow candidate is stored alone, right away): the transaction checks
+    the job is still scoring (cancellation), counts the batch on the job and touches its progress
+    clock. A crash loses at most that batch, which the redelivered chunk scores again. Scores
+    already in the lab-wide cache (worker/score_cache.py) are stored without a forward pass; new
+    ones go into it.
     """
     from scorer.scoring import ScoreResult
 
@@ -138,13 +155,36 @@ def score_chunk(
 
     keys = {(row.id, r): cache_key(row.arch, row.seed, r) for row in rows for r in range(spec.proxy.repeats)}
     hits = score_cache.lookup(store, keys.values()) if spec.proxy.cache else {}
-    checked = time.monotonic()
+    batch: list[_Outcome] = []
+
+    def flush() -> bool:
+        """Store the batch in one transaction; False once the job is no longer scoring (cancelled)."""
+        with store.session() as session:
+            stored = repository.record_scores(session, job_id, [
+                (o.row.id, {**o.values, "scorer_version": scorer.__version__, "worker": runtime.worker_name})
+                for o in batch])
+            if spec.proxy.cache:
+                for o in batch:
+                    if o.row.id in stored and o.results and not o.cached:
+                        for k, result in zip(o.keys, o.results):
+                            score_cache.insert(session, cache_key=k, space=spec.space, arch=o.row.arch,
+                                               proxy=proxy.name, scores=result.scores, params=result.params,
+                                               seconds=result.seconds)
+        scoring = True
+        for o in batch:
+            if o.row.id not in stored:
+                scoring = scoring and job_status(store, job_id) == "scoring"
+                if scoring:
+                    report["skipped"] += 1  # stored meanwhile by a redelivered twin of this chunk
+                continue
+            report["scored" if o.values["status"] == "scored" else "failed"] += 1
+            report["cached"] += int(o.cached)
+            on_progress("scored", {"job_id": job_id, "candidate_id": o.row.id, "arch": o.row.arch, **o.values})
+        batch.clear()
+        return scoring
+
+    flushed = time.monotonic()
     for row in rows:
-        if time.monotonic() - checked > 0.5:  # a cancelled job stops before the next forward pass, not a candidate late
-            checked = time.monotonic()
-            if job_status(store, job_id) != "scoring":
-                report["cancelled"] = 1
-                break
         repeat_keys = [keys[(row.id, r)] for r in range(spec.proxy.repeats)]
         cached = all(k in hits for k in repeat_keys)
         values: dict[str, Any]
@@ -165,23 +205,14 @@ def score_chunk(
         except (FloatingPointError, RuntimeError) as error:
             log.warning("candidate %s (%s) failed: %s", row.id, row.arch, error)
             results, values = [], dict(status="failed", error=str(error)[:2000])
-        with store.session() as session:
-            stored = repository.record_score(session, job_id, row.id, dict(
-                values, scorer_version=scorer.__version__, worker=runtime.worker_name))
-            if stored:
-                if spec.proxy.cache and results and not cached:
-                    for k, result in zip(repeat_keys, results):
-                        score_cache.insert(session, cache_key=k, space=spec.space, arch=row.arch, proxy=proxy.name,
-                                           scores=result.scores, params=result.params, seconds=result.seconds)
-        if not stored:
-            if job_status(store, job_id) != "scoring":
+        batch.append(_Outcome(row, values, results, cached, repeat_keys))
+        if time.monotonic() - flushed >= FLUSH_SECONDS:
+            flushed = time.monotonic()
+            if not flush():  # a cancelled job stops before the next forward pass, not a chunk late
                 report["cancelled"] = 1
                 break
-            report["skipped"] += 1  # stored meanwhile by a redelivered twin of this chunk
-            continue
-        report["scored" if values["status"] == "scored" else "failed"] += 1
-        report["cached"] += int(cached)
-        on_progress("scored", {"job_id": job_id, "candidate_id": row.id, "arch": row.arch, **values})
+    if batch and not flush():
+        report["cancelled"] = 1
     report["bred"] = next_generation(store, job_id)  # evolution: the chunk that completed a generation breeds
     report["finished"] = 0 if report["bred"] else int(finish_scoring(store, job_id))  # 1 only for the chunk that moved the job on
     return report

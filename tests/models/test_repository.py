@@ -82,6 +82,24 @@ def test_a_score_is_stored_and_counted_once_and_not_after_cancel(any_store):
     assert job_row(any_store, job_id).candidates_scored == 1
 
 
+def test_a_batch_stores_and_counts_only_what_was_still_pending(any_store):
+    job_id = new_job(any_store, n=4)
+    a, b, c, d = ids_of(any_store, job_id)
+    with any_store.session() as session:
+        assert repository.record_score(session, job_id, a, {"status": "scored", "score": 0.5})  # a twin got there first
+    with any_store.session() as session:
+        stored = repository.record_scores(session, job_id, [
+            (a, {"status": "scored", "score": 9.0}), (b, {"status": "scored", "score": 1.0}),
+            (c, {"status": "failed", "error": "nan"}), (d, {"status": "scored", "score": 3.0})])
+    assert stored == {b, c, d}
+    job = job_row(any_store, job_id)
+    assert (job.candidates_scored, job.candidates_failed) == (3, 1)
+    with any_store.session() as session:
+        assert session.get(Candidate, a).score == 0.5  # the twin's score stays
+        assert repository.record_scores(session, job_id, []) == set()
+    assert job_row(any_store, job_id).candidates_scored == 3
+
+
 def test_ranks_follow_score_then_arch_index(any_store):
     job_id = new_job(any_store, n=5, status="ranking", scores=[0.5, 2.0, 0.5, None, 1.0])
     with any_store.session() as session:

@@ -117,6 +117,50 @@ def test_cancel_stops_scoring_between_candidates(store, runtime):
     assert pipeline.rank(store, job_id) == []
 
 
+def test_a_cancel_mid_chunk_stops_at_the_next_batch(store, runtime, monkeypatch):
+    monkeypatch.setattr(pipeline, "FLUSH_SECONDS", 0.0)  # store after every candidate
+    job_id = jobs.create_job(store, spec())
+    (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
+
+    def cancel_after_first(event, data):
+        jobs.cancel_job(store, job_id)
+
+    report = pipeline.score_chunk(store, runtime, job_id, chunk, on_progress=cancel_after_first)
+    assert (report["scored"], report["cancelled"]) == (1, 1)  # the second candidate's batch found it cancelled
+    with store.session() as s:
+        statuses = s.scalars(select(Candidate.status).where(Candidate.job_id == job_id)).all()
+        assert s.get(Job, job_id).candidates_scored == 1
+    assert sorted(statuses) == ["pending"] * 5 + ["scored"]
+
+
+def test_scores_wait_for_their_batch_and_a_crash_loses_only_the_batch(store, runtime, monkeypatch):
+    import scorer
+
+    monkeypatch.setattr(pipeline, "FLUSH_SECONDS", 3600.0)  # one batch: the whole chunk
+    job_id = jobs.create_job(store, spec())
+    (chunk,) = pipeline.start_job(store, job_id, chunk_size=10)
+    real, calls = scorer.score_arch, []
+
+    def dies_on_the_fourth(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 4:
+            raise SystemExit("worker killed")  # not a candidate's failure: the process goes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "score_arch", dies_on_the_fourth)
+    with pytest.raises(SystemExit):
+        pipeline.score_chunk(store, runtime, job_id, chunk)
+    with store.session() as s:  # three were scored, none stored: their batch had not been written
+        assert s.get(Job, job_id).candidates_scored == 0
+    monkeypatch.setattr(scorer, "score_arch", real)
+    report = pipeline.score_chunk(store, runtime, job_id, chunk)  # the redelivered chunk
+    assert report["scored"] == 6 and report["finished"] == 1
+    with store.session() as s:
+        assert s.get(Job, job_id).candidates_scored == 6
+        assert s.scalar(select(func.count()).select_from(Candidate).where(
+            Candidate.job_id == job_id, Candidate.status == "scored")) == 6
+
+
 def test_cancel_during_training_stops_after_the_current_epoch(store, runtime):
     job_id = jobs.create_job(store, spec(final={"mode": "train", "epochs": 5}))
     for chunk in pipeline.start_job(store, job_id):
