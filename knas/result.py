@@ -2,8 +2,8 @@
 
 Written by the pipeline when a job closes (worker/pipeline.py builds it, the store keeps its JSON)
 and sent by the API as it is (api/schemas.py uses these models), so its keys are documented once,
-here. Torch-free. Every field a later version added has a default, so results stored by an older
-version still read.
+here. Torch-free. Every field has a default, so a result stored by an older version (or a partial
+one) still reads; a field of the wrong type is an error, not passed on.
 """
 from __future__ import annotations
 
@@ -102,10 +102,10 @@ class ExportInfo(BaseModel):
 class JobResult(BaseModel):
     """The winner, the top-k, how well the proxy ranked them and what the search cost."""
 
-    winner: CandidateSummary | None
-    selected_by: str = Field(description="valid_acc (the top-k were trained) or score")
-    top_k: list[CandidateSummary]
-    compute_seconds: dict[str, float] = Field(description="scoring, training")
+    winner: CandidateSummary | None = None
+    selected_by: str | None = Field(default=None, description="valid_acc (the top-k were trained) or score")
+    top_k: list[CandidateSummary] = Field(default_factory=list)
+    compute_seconds: dict[str, float] = Field(default_factory=dict, description="scoring, training")
     compute: ComputeReport | None = None
     validity: Validity | None = None
     cut: Cut | None = None

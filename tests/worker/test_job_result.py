@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from knas.jobspec import JobSpec
 from knas.result import JobResult
 from models import Job
-from worker import jobs, pipeline
+from worker import jobs, runner
 
 TINY = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 6},
         "proxy": {"name": "mgm", "batch_size": 8}, "seed": 3, "top_k": 2}
@@ -21,7 +21,7 @@ def stored_result(store, job_id: str) -> dict:
 @pytest.mark.parametrize("final", [{"mode": "none"}, {"mode": "train", "epochs": 1}])
 def test_the_stored_result_is_a_job_result_and_round_trips(store, runtime, final):
     job_id = jobs.create_job(store, JobSpec.model_validate({**TINY, "final": final}))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     raw = stored_result(store, job_id)
     result = JobResult.model_validate(raw)
     assert result.stored() == raw  # the JSON the store kept reads back to the same model
@@ -39,8 +39,9 @@ def test_a_result_stored_by_an_older_version_still_reads():
     old = {"winner": None, "selected_by": "score", "top_k": [], "compute_seconds": {"scoring": 1.0, "training": 0.0}}
     result = JobResult.model_validate(old)
     assert result.cut is None and result.export is None and result.retrain is None
+    assert JobResult.model_validate({"winner": None}).top_k == []
 
 
 def test_a_malformed_result_is_rejected_not_passed_on():
     with pytest.raises(ValidationError, match="top_k"):
-        JobResult.model_validate({"winner": None, "selected_by": "score", "compute_seconds": {}})
+        JobResult.model_validate({"winner": None, "selected_by": "score", "top_k": "rank 1"})
