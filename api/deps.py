@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from knas.settings import Settings
 from models import Job, Store
 from models.users import Principal, authenticate, hash_token
-from worker.queue import JobQueue
+from worker.dispatch import JobQueue
 
 log = logging.getLogger(__name__)
 

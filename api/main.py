@@ -23,8 +23,9 @@ from knas.settings import Settings, get_settings
 from models import Store
 from models.users import LOCAL_USER, ensure_local_user
 from scorer import __version__
-from worker.heartbeat import StallWatchdog
-from worker.queue import JobQueue, LocalQueue, make_queue
+from worker.watchdog import StallWatchdog
+from worker.dispatch import JobQueue, make_queue
+from worker.runner import LocalQueue
 
 from .deps import AuthCache, get_current_user, make_auth_limiter
 from .routes import catalog, dashboard, health, jobs, metrics, views, workers

@@ -61,7 +61,7 @@ def run(store, runtime, spec, label: str) -> dict:
     from models import Job
     from models.queries import job_summary
     from worker.jobs import create_job
-    from worker.pipeline import run_job
+    from worker.runner import run_job
 
     def progress(event: str, data: dict) -> None:
         if event == "trained":

@@ -1,20 +1,15 @@
-"""The Celery app: created from settings; tasks live in worker.tasks.
+"""The Celery app: created from settings; tasks live in worker.tasks, the node's lifecycle in worker.node.
 
-Only a worker imports worker.tasks (`include`): a process that merely sends tasks by name (the API's
-CeleryQueue) loads neither the tasks nor the pipeline. Worker lifecycle signals are wired here:
-
-- worker_init (main process, before the pool forks): import KNAS_PLUGINS, migrate the store;
-- worker_process_init (each pool child): drop connections inherited from the parent, load plug-ins,
-  import the scorer and freeze what is imported out of the garbage collector's way;
-- worker_ready (main process): start the heartbeat + sweep thread (worker/heartbeat.py);
-- worker_shutdown: stop it and clear the node's current job.
+Only a worker imports those two (`include`): a process that merely sends tasks by name (the API's
+CeleryQueue) loads neither the tasks nor the pipeline. Here is only `worker_init` (main process,
+before the pool forks): import KNAS_PLUGINS, migrate the store.
 """
 from __future__ import annotations
 
 import logging
 
 from celery import Celery
-from celery.signals import task_postrun, worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init
 
 from knas.settings import get_settings
 
@@ -22,7 +17,7 @@ from .celeryconfig import celery_config
 
 log = logging.getLogger(__name__)
 
-app = Celery("knas", include=["worker.tasks"])
+app = Celery("knas", include=["worker.tasks", "worker.node"])
 app.config_from_object(celery_config(get_settings()))
 
 
@@ -35,56 +30,6 @@ def _on_worker_init(**_kwargs) -> None:
     if names:
         log.info("plug-ins loaded: %s", ", ".join(names))
     migrate_store(settings.effective_database_url)
-
-
-@worker_process_init.connect
-def _on_worker_process_init(**_kwargs) -> None:
-    from knas.plugins import load_plugins
-
-    from . import heartbeat, tasks
-
-    heartbeat.forget_after_fork()
-    tasks.forget_after_fork()
-    load_plugins(get_settings())
-    _freeze_long_lived()
-    task_postrun.connect(_after_first_task, weak=False)  # pool children only, not processes that run tasks eagerly
-
-
-def _freeze_long_lived() -> None:
-    """Move what lives as long as the process into the garbage collector's permanent generation.
-
-    A pool child runs many tasks; without this every full collection walks torch's, Celery's and
-    SQLAlchemy's objects, and building a net (thousands of small allocations) sets them off: building
-    a nats-tss net took ~20 ms in a process with the worker's imports against ~10 ms frozen
-    (bench/service.py's queue + store figure is the service's time per candidate minus the scorer's).
-    Done once at start (after importing what the first task would) and once after the first task
-    (its store engine, runtime and probe batches).
-    """
-    import gc
-
-    from . import pipeline  # noqa: F401  (imports the scorer and torch, as the first task would)
-
-    gc.collect()
-    gc.freeze()
-
-
-def _after_first_task(**_kwargs) -> None:
-    task_postrun.disconnect(_after_first_task)  # once: the signal itself is the "not yet" state
-    _freeze_long_lived()
-
-
-@worker_ready.connect
-def _on_worker_ready(sender=None, **_kwargs) -> None:
-    from . import heartbeat
-
-    heartbeat.start_for_worker(getattr(sender, "hostname", None) or app.conf.get("worker_name") or "worker")
-
-
-@worker_shutdown.connect
-def _on_worker_shutdown(**_kwargs) -> None:
-    from . import heartbeat
-
-    heartbeat.stop_for_worker()
 
 
 def migrate_store(url: str) -> None:

@@ -24,14 +24,14 @@ from models import RETRAIN, Candidate, Job, Store, Training, Worker, repository,
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
 
-from .jobs import cancel_job, fail_job, job_status
+from .jobs import fail_job, job_status
 from . import report
 from .energy import measure_energy
-from .heartbeat import training_lease
+from .lease import training_lease
 from .runtime import Runtime
 
 __all__ = ["finalise", "finish_scoring", "next_chunk", "open_retraining", "rank", "redispatch", "retrain_winner",
-           "run_job", "score_chunk", "start_job", "train_candidate"]
+           "score_chunk", "start_job", "train_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -721,25 +721,3 @@ def _candidate_summary(cand: Candidate, training: Training | None) -> CandidateS
     if training is not None:
         entry.valid_acc, entry.test_acc, entry.training_status = training.valid_acc, training.test_acc, training.status
     return entry
-
-
-# ---------------------------------------------------------------- in-process runner
-
-def run_job(store: Store, runtime: Runtime, job_id: str, chunk_size: int = 25,
-            on_progress: ProgressFn = _noop) -> str:
-    """Run every step of a job in this process (the embedded default): the same messages the Celery
-    workers exchange (worker/flow.py), drained here in order. Returns the final status."""
-    from .flow import StepContext, drain, resume
-    from .heartbeat import record
-
-    record(store, runtime.worker_name, device=runtime.device)  # in-process runs are workers too
-    try:
-        drain(resume(store, job_id, chunk_size), StepContext(store, runtime, chunk_size, window=None,
-                                                             on_progress=on_progress))
-    except KeyboardInterrupt:
-        cancel_job(store, job_id)
-        raise
-    except Exception as error:
-        fail_job(store, job_id, f"{type(error).__name__}: {error}")
-        raise
-    return job_status(store, job_id) or "missing"

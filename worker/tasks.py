@@ -28,10 +28,10 @@ from sqlalchemy import select
 from knas.settings import Settings, get_settings
 from models import Job, Store
 
-from . import flow, heartbeat
+from . import flow, presence
 from .celery_app import app
 from .flow import Message
-from .queue import broker_priority
+from .dispatch import broker_priority
 from .retry import call_with_retry, is_transient, retry_task
 from .runtime import Runtime
 
@@ -103,7 +103,7 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], tr
     ctx = context(task.request.hostname)
     name = ctx.runtime.worker_name
     if track:
-        heartbeat.set_current_job(ctx.store, name, job_id, ctx.runtime.device)
+        presence.set_current_job(ctx.store, name, job_id, ctx.runtime.device)
     try:
         return step(ctx)
     except Retry:
@@ -122,7 +122,7 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], tr
         raise
     finally:
         if track:
-            heartbeat.clear_current_job(ctx.store, name, job_id)
+            presence.clear_current_job(ctx.store, name, job_id)
 
 
 # ---------------------------------------------------------------- tasks: run the step, send what follows

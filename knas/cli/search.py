@@ -86,7 +86,7 @@ def search(as_json: bool, **options) -> None:
     from models import Job
     from models.queries import job_summary
     from worker.jobs import create_job
-    from worker.pipeline import run_job
+    from worker.runner import run_job
     from worker.runtime import Runtime
 
     settings = get_settings()

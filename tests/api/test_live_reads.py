@@ -182,7 +182,7 @@ def _connected(port: int) -> bool:
 def test_knas_status_watch_follows_the_stream(pg_server_with_broker, runtime):
     """No worker: the job waits queued until the CLI follows it, then this test runs it through the pipeline."""
     from models import Store
-    from worker.pipeline import run_job
+    from worker.runner import run_job
 
     server = pg_server_with_broker
     with server.client() as client:

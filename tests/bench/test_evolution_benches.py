@@ -56,7 +56,7 @@ def test_the_benchmark_breeds_what_an_evolution_job_breeds(tmp_path, store):
     from knas.jobspec import JobSpec
     from models import Candidate
     from scorer.spaces import get_space
-    from worker import jobs, pipeline
+    from worker import jobs, runner
     from worker.runtime import Runtime
 
     result = bench("evolution.py", *EVOLUTION, "--cache", str(tmp_path / "scores.json"))
@@ -70,7 +70,7 @@ def test_the_benchmark_breeds_what_an_evolution_job_breeds(tmp_path, store):
     torch.set_num_threads(1)
     try:
         job_id = jobs.create_job(store, spec)
-        assert pipeline.run_job(store, Runtime(device="cpu", worker_name="test"), job_id, chunk_size=4) == "succeeded"
+        assert runner.run_job(store, Runtime(device="cpu", worker_name="test"), job_id, chunk_size=4) == "succeeded"
     finally:
         torch.set_num_threads(threads)
     with store.session() as session:

@@ -16,7 +16,7 @@ from knas.jobspec import JobSpec
 from models import Store
 from models.roles import create_worker_role
 from models.users import add_user
-from worker import jobs, pipeline
+from worker import jobs, runner
 from worker.runtime import Runtime
 
 
@@ -73,7 +73,7 @@ def test_the_worker_role_runs_a_whole_job(pg_url, worker_url, tmp_path):
     job_id = jobs.create_job(owner, spec)  # the API (the owner's URL) creates jobs
     worker = Store(worker_url, migrate=False)
     runtime = Runtime(device="cpu", worker_name="w@node", artifact_dir=tmp_path / "artifacts")
-    assert pipeline.run_job(worker, runtime, job_id) == "succeeded"
+    assert runner.run_job(worker, runtime, job_id) == "succeeded"
     assert jobs.job_status(owner, job_id) == "succeeded"
     worker.dispose()
     owner.dispose()

@@ -146,7 +146,7 @@ def test_a_worker_killed_mid_generation_loses_nothing_and_repeats_nothing(stack,
     """Evolution: the node dies while a bred generation is being scored; the restarted node finishes the
     job, and the job holds exactly the candidates (and generations) an uninterrupted in-process run breeds."""
     from models import Job, Store
-    from worker import jobs, pipeline
+    from worker import jobs, runner
     from worker.runtime import Runtime
     from knas.jobspec import JobSpec
 
@@ -160,7 +160,7 @@ def test_a_worker_killed_mid_generation_loses_nothing_and_repeats_nothing(stack,
     local = Store(f"sqlite:///{tmp_path / 'local.db'}")
     try:
         reference = jobs.create_job(local, JobSpec.model_validate(spec))
-        assert pipeline.run_job(local, Runtime(device="cpu", worker_name="local"), reference, chunk_size=2) == "succeeded"
+        assert runner.run_job(local, Runtime(device="cpu", worker_name="local"), reference, chunk_size=2) == "succeeded"
     finally:
         torch.set_num_threads(threads)
     with local.session() as session:

@@ -18,7 +18,7 @@ from models import Job, Training
 from worker import datasets
 from worker.artifacts import ArtifactStore
 from worker.jobs import SpecError, create_job, delete_job
-from worker.pipeline import run_job
+from worker.runner import run_job
 from worker.runtime import Runtime
 
 pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)

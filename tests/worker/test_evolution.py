@@ -11,7 +11,7 @@ from knas.jobspec import JobSpec
 from models import Candidate, Job, Store
 from scorer.evolution import breed, crossover, mutate, population
 from scorer.spaces import get_space
-from worker import jobs, pipeline
+from worker import jobs, runner
 from worker.runtime import Runtime
 
 pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
@@ -36,7 +36,7 @@ def _run_local(store: Store, spec: dict) -> str:
     torch.set_num_threads(1)  # as the workers run: the same sums, so the same scores to the last bit
     try:
         job_id = jobs.create_job(store, JobSpec.model_validate(spec))
-        assert pipeline.run_job(store, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
+        assert runner.run_job(store, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
         return job_id
     finally:
         torch.set_num_threads(threads)

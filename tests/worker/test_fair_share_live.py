@@ -13,7 +13,7 @@ from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Candidate, Job, Store
 from worker import jobs
-from worker.queue import CeleryQueue
+from worker.dispatch import CeleryQueue
 
 from live_workers import wait_for_rows
 

@@ -6,7 +6,7 @@ import time
 from sqlalchemy import select
 
 from models import Worker
-from worker.heartbeat import Heartbeat, record
+from worker.presence import Heartbeat, record
 
 
 def row(store, name):

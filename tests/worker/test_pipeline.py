@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Training
 from models.queries import progress
-from worker import jobs, pipeline
+from worker import jobs, pipeline, runner
 from worker.jobs import SpecError
 
 TINY = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 6},
@@ -27,7 +27,7 @@ def scores(store, job_id) -> dict[str, float]:
 def test_whole_job_runs_to_succeeded_with_a_winner_from_the_top_k(store, runtime):
     events = []
     job_id = jobs.create_job(store, spec())
-    status = pipeline.run_job(store, runtime, job_id, chunk_size=4, on_progress=lambda e, d: events.append(e))
+    status = runner.run_job(store, runtime, job_id, chunk_size=4, on_progress=lambda e, d: events.append(e))
     assert status == "succeeded"
     with store.session() as s:
         job = s.get(Job, job_id)
@@ -48,7 +48,7 @@ def test_whole_job_runs_to_succeeded_with_a_winner_from_the_top_k(store, runtime
 
 def test_ranks_follow_scores(store, runtime):
     job_id = jobs.create_job(store, spec(final={"mode": "none"}))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         rows = s.execute(select(Candidate.rank, Candidate.score).where(Candidate.job_id == job_id)
                          .order_by(Candidate.rank)).all()
@@ -61,7 +61,7 @@ def test_ranks_follow_scores(store, runtime):
 def test_scores_do_not_depend_on_order_or_chunking(store, runtime):
     a = jobs.create_job(store, spec(final={"mode": "none"}))
     b = jobs.create_job(store, spec(final={"mode": "none"}))
-    pipeline.run_job(store, runtime, a, chunk_size=6)
+    runner.run_job(store, runtime, a, chunk_size=6)
     chunks = pipeline.start_job(store, b, chunk_size=1)
     for chunk in reversed(chunks):
         pipeline.score_chunk(store, runtime, b, chunk)
@@ -185,7 +185,7 @@ def test_missing_dataset_fails_the_job_with_the_reason(store, tmp_path):
     job_id = jobs.create_job(store, spec(dataset="cifar10"))
     runtime = Runtime(data_dir=tmp_path / "no-data", device="cpu")
     with pytest.raises(FileNotFoundError):
-        pipeline.run_job(store, runtime, job_id)
+        runner.run_job(store, runtime, job_id)
     with store.session() as s:
         job = s.get(Job, job_id)
     assert job.status == "failed" and "cifar10" in job.error and str(tmp_path / "no-data") in job.error
@@ -215,7 +215,7 @@ def test_benchmark_mode_looks_up_the_top_k(store, tmp_path):
     runtime = Runtime(data_dir=data_dir, benchmark_dir=bench_dir, device="cpu")
     job_id = jobs.create_job(store, spec(dataset="cifar10", candidates={"strategy": "list", "archs": archs},
                                             top_k=3, final={"mode": "benchmark"}))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         job = s.get(Job, job_id)
     top = job.result["top_k"]
@@ -244,7 +244,7 @@ def test_ensemble_job_stores_components_and_ranks_by_their_aggregate(store, runt
     from scorer.proxies.ensemble import COMPONENTS, aggregate
 
     job_id = jobs.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         rows = s.execute(select(Candidate.rank, Candidate.score, Candidate.scores)
                          .where(Candidate.job_id == job_id).order_by(Candidate.id)).all()
@@ -256,7 +256,7 @@ def test_ensemble_job_stores_components_and_ranks_by_their_aggregate(store, runt
 
 def test_finished_job_reports_validity_and_compute(store, runtime):
     job_id = jobs.create_job(store, spec(top_k=5))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         result = s.get(Job, job_id).result
     validity, compute = result["validity"], result["compute"]
@@ -270,7 +270,7 @@ def test_finished_job_reports_validity_and_compute(store, runtime):
 
 def test_validity_waits_for_five_accuracies(store, runtime):
     job_id = jobs.create_job(store, spec())  # top_k=2
-    pipeline.run_job(store, runtime, job_id)
+    runner.run_job(store, runtime, job_id)
     with store.session() as s:
         assert s.get(Job, job_id).result["validity"]["available"] is False
 
@@ -284,7 +284,7 @@ def test_energy_is_summed_when_every_step_was_measured(store, runtime, tmp_path,
     (counter / "energy_uj").write_text("5000000")
     monkeypatch.setattr(energy, "RAPL_GLOB", str(tmp_path / "intel-rapl:[0-9]*" / "energy_uj"))
     job_id = jobs.create_job(store, spec())
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     with store.session() as s:
         compute = s.get(Job, job_id).result["compute"]
         per_candidate = s.scalars(select(Candidate.energy_j).where(Candidate.job_id == job_id)).all()
@@ -304,7 +304,7 @@ def test_repeats_rank_by_the_mean_and_report_the_spread_and_near_ties(store, run
     thrice = jobs.create_job(store, spec(final={"mode": "none"}, top_k=3, candidates={"strategy": "random", "n": 8},
                                              proxy={"name": "mgm", "batch_size": 8, "repeats": 3}))
     for job_id in (once, thrice):
-        assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+        assert runner.run_job(store, runtime, job_id) == "succeeded"
     single = {c.arch: c.score for c in candidate_rows(store, once)}
     rows = candidate_rows(store, thrice)
     for c in rows:
@@ -333,7 +333,7 @@ def test_an_aggregate_with_repeats_averages_each_repeats_aggregate(store, runtim
 
     job_id = jobs.create_job(store, spec(final={"mode": "none"}, top_k=2, candidates={"strategy": "random", "n": 4},
                                              proxy={"name": "ensemble", "batch_size": 8, "repeats": 2}))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     rows = candidate_rows(store, job_id)
     per_repeat = [aggregate({n: [c.repeat_scores[r][n] for c in rows] for n in COMPONENTS}) for r in range(2)]
     for c, values in zip(rows, zip(*per_repeat)):
@@ -347,7 +347,7 @@ def test_aggregate_uses_the_components_every_candidate_has(store, runtime):
     from scorer.proxies.ensemble import COMPONENTS, aggregate
 
     job_id = jobs.create_job(store, spec(proxy={"name": "ensemble", "batch_size": 8}, final={"mode": "none"}))
-    assert pipeline.run_job(store, runtime, job_id) == "succeeded"
+    assert runner.run_job(store, runtime, job_id) == "succeeded"
     dropped = COMPONENTS[2]
     with store.session() as s:
         first = s.execute(select(Candidate.id, Candidate.scores).where(Candidate.job_id == job_id)

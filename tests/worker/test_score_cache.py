@@ -13,7 +13,7 @@ import scorer
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Store
 from models.queries import progress, recount
-from worker import jobs, pipeline, score_cache
+from worker import jobs, pipeline, runner, score_cache
 from worker.runtime import Runtime
 
 pytestmark = pytest.mark.slow  # whole jobs, end to end: out of the fast lane (README.md)
@@ -46,7 +46,7 @@ def forward_passes(monkeypatch):
 
 def _run(store, spec: dict) -> str:
     job_id = jobs.create_job(store, JobSpec.model_validate(spec))
-    assert pipeline.run_job(store, Runtime(device="cpu", worker_name="t"), job_id, chunk_size=4) == "succeeded"
+    assert runner.run_job(store, Runtime(device="cpu", worker_name="t"), job_id, chunk_size=4) == "succeeded"
     return job_id
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from knas.jobspec import JobSpec
 from models import Candidate, Job, Store, Training, Worker, utcnow
-from worker import jobs, pipeline
+from worker import jobs, pipeline, runner
 
 from live_workers import REPO, wait_for_rows, worker_env
 
@@ -26,8 +26,8 @@ DONE = ("succeeded", "failed", "cancelled")
 
 
 def submit(job_id: str, priority: int, env: dict) -> None:
-    """Submit exactly as the API does (worker.queue.CeleryQueue), from a fresh process."""
-    code = "import sys; from worker.queue import CeleryQueue; CeleryQueue().submit(sys.argv[1], int(sys.argv[2]))"
+    """Submit exactly as the API does (worker.dispatch.CeleryQueue), from a fresh process."""
+    code = "import sys; from worker.dispatch import CeleryQueue; CeleryQueue().submit(sys.argv[1], int(sys.argv[2]))"
     subprocess.run([sys.executable, "-c", code, job_id, str(priority)], env=env, cwd=REPO, check=True, timeout=60)
 
 
@@ -54,7 +54,7 @@ def local_ranking(spec: JobSpec, tmp_path) -> dict[str, tuple[int, float]]:
     torch.set_num_threads(1)
     try:
         job_id = jobs.create_job(local, spec)
-        assert pipeline.run_job(local, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
+        assert runner.run_job(local, Runtime(device="cpu", worker_name="local"), job_id, chunk_size=2) == "succeeded"
         with local.session() as s:
             return {a: (r, sc) for a, r, sc in s.execute(
                 select(Candidate.arch, Candidate.rank, Candidate.score).where(Candidate.job_id == job_id))}

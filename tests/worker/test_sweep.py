@@ -237,7 +237,7 @@ def test_pending_trainings_of_an_idle_training_job_are_re_enqueued(db):
 # ---------------------------------------------------------------- rule 4: stalled jobs fail
 
 def test_a_stalled_job_fails_with_a_reason_naming_the_stage_and_the_last_worker(db):
-    from worker.heartbeat import record
+    from worker.presence import record
 
     job_id = new_job(db)
     pipeline.start_job(db, job_id)
@@ -279,7 +279,7 @@ def test_one_broken_job_does_not_stop_the_sweep_of_the_others(db):
 
 
 def test_worker_rows_are_upserted(db):
-    from worker.heartbeat import clear_current_job, record, set_current_job
+    from worker.presence import clear_current_job, record, set_current_job
 
     record(db, "cpu@h", hostname="h", device="auto", starting=True)
     set_current_job(db, "cpu@h", "job-1", device="cpu")

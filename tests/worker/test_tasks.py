@@ -9,7 +9,7 @@ from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Job, Worker
 from worker import jobs, pipeline, tasks
-from worker.queue import broker_priority
+from worker.dispatch import broker_priority
 
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 5},
         "proxy": {"name": "params", "batch_size": 8}, "seed": 5, "top_k": 2, "final": {"mode": "train", "epochs": 1},
