@@ -168,7 +168,9 @@ def test_a_worker_killed_mid_generation_loses_nothing_and_repeats_nothing(stack,
                                           .where(Candidate.job_id == reference)).all())
 
     s = stack()
-    a = s.start_worker("wa")
+    # Chunks of 2 (the reference's): a bred generation of 4 is then two chunks, and scores are stored a
+    # chunk at a time at most, so "generation 1 half scored" is a state the store actually passes through.
+    a = s.start_worker("wa", KNAS_CHUNK_SIZE="2")
     s.wait_ready(a)
     job = s.create_job(spec)
     with StateWatch(s.db_url, [job]) as watch:
@@ -181,7 +183,7 @@ def test_a_worker_killed_mid_generation_loses_nothing_and_repeats_nothing(stack,
 
         wait_for(inside_generation_one, 90, "generation 1 half scored", interval=0.02, context=s.logs)
         s.kill_worker(a, "worker SIGKILL mid-generation")
-        restarted = s.start_worker("wa")
+        restarted = s.start_worker("wa", KNAS_CHUNK_SIZE="2")
         s.wait_ready(restarted)
         assert s.wait_done(job, 180) == "succeeded"
     check = check_job(s.store, job)
