@@ -12,6 +12,11 @@ from .flow import Queue as KnasQueue
 TASK_ROUTES = {task.value: {"queue": queue.value} for task, queue in ROUTES.items()}
 QUEUES = tuple(q.value for q in KnasQueue)
 
+# kombu's publish retry for a worker's follow-up messages (worker.tasks.enqueue): reconnect and re-publish
+# after 0.5, 1.5, 2.5, 3.5 s (~8 s in all) before the step's error goes to the task's own autoretry.
+# The API keeps Celery's default policy (about a second), so a POST during a broker outage answers 503 soon.
+FOLLOW_UP_PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 4.0}
+
 
 def celery_config(settings: Settings) -> dict:
     return {

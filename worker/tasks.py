@@ -7,8 +7,9 @@ after its own transaction committed.
 
 Delivery is at-least-once (acks_late, reject_on_worker_lost): a redelivered step is skipped by the
 pipeline's own status guards and conditional UPDATEs, and a lost message is made good by the sweep
-(worker/sweep.py). Transient database/broker errors are retried with back-off (worker/retry.py);
-any other error fails the job with the reason, like the in-process runner.
+(worker/sweep.py). Transient database/broker errors (the list in worker/retry.py) are retried by
+Celery's own autoretry, declared on `KnasTask`; any other error fails the job with the reason,
+like the in-process runner.
 
 The pipeline (and with it the scorer and torch) is imported inside the tasks, so processes that
 only send tasks (the API) never load it.
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from celery import Task
-from celery.exceptions import Retry
 from sqlalchemy import select
 
 from knas.settings import Settings, get_settings
@@ -30,9 +30,10 @@ from models import Job, Store
 
 from . import flow, presence
 from .celery_app import app
-from .flow import Message
+from .celeryconfig import FOLLOW_UP_PUBLISH_RETRY
 from .dispatch import broker_priority
-from .retry import call_with_retry, is_transient, retry_task
+from .flow import Message
+from .retry import TRANSIENT, retryable
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,9 @@ def forget_after_fork() -> None:
 
 
 def enqueue(name: str, args: list, job_priority: int = 0) -> None:
-    """Send a task by name with the job's priority (routes come from celeryconfig)."""
-    call_with_retry(lambda: app.send_task(name, args=list(args), priority=broker_priority(job_priority)))
+    """Send a task by name with the job's priority (routes come from celeryconfig); kombu rides out a broker blip."""
+    app.send_task(name, args=list(args), priority=broker_priority(job_priority),
+                  retry=True, retry_policy=FOLLOW_UP_PUBLISH_RETRY)
 
 
 def _priority(ctx: Context, job_id: str) -> int:
@@ -97,6 +99,15 @@ class KnasTask(Task):
     acks_late = True  # acknowledged after it ran: a killed worker's message is delivered again
     reject_on_worker_lost = True  # ... also when the pool child died mid-task (OOM kill, segfault)
     ignore_result = True  # state lives in the store
+    # A transient error (worker/retry.py) re-sends the task, same id, arguments and priority, after a random
+    # 0..2**n s (Celery's full jitter: workers that lost the database together come back spread out),
+    # capped at a minute; with acks_late the message is acknowledged only once the retry is published.
+    # After 15 retries (~5 min of waiting on average) the task fails with the error and the sweep takes over.
+    autoretry_for = TRANSIENT
+    retry_backoff = True  # 1 s, doubling
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 15
 
 
 def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], track: bool = True) -> Any:
@@ -105,13 +116,12 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[Context], Any], tr
     if track:
         presence.set_current_job(ctx.store, name, job_id, ctx.runtime.device)
     try:
-        return step(ctx)
-    except Retry:
+        with retryable():
+            return step(ctx)
+    except TRANSIENT as error:  # KnasTask's autoretry re-sends the task; the job is left alone
+        log.warning("%s of job %s: transient %s: %s", task.name, job_id, type(error).__name__, error)
         raise
     except Exception as error:
-        if is_transient(error):
-            log.warning("%s of job %s: transient %s: %s", task.name, job_id, type(error).__name__, error)
-            retry_task(task, error)  # raises Retry, or the error once out of retries (the sweep takes over)
         log.exception("%s of job %s failed", task.name, job_id)
         from .jobs import fail_job
 
@@ -174,15 +184,11 @@ def finalise(self: Task, job_id: str) -> bool:
     return _step(self, flow.Message(flow.Task.FINALISE, (job_id,)), "finalise", track=False).finalised
 
 
-@app.task(name=flow.Task.SWEEP.value, bind=True, base=KnasTask)
+@app.task(name=flow.Task.SWEEP.value, bind=True, base=KnasTask, max_retries=3)
 def sweep(self: Task) -> dict[str, Any]:
-    """Run the sweep once (every worker also runs it from its heartbeat thread)."""
+    """Run the sweep once (every worker also runs it from its heartbeat thread); a transient error retries it."""
     from .sweep import sweep_with_settings
 
     ctx = context(self.request.hostname)
-    try:
+    with retryable():
         return sweep_with_settings(ctx.store, enqueue, ctx.settings).to_dict()
-    except Exception as error:
-        if is_transient(error):
-            retry_task(self, error, max_retries=3)
-        raise

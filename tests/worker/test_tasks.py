@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Job, Worker
 from worker import jobs, pipeline, tasks
 from worker.dispatch import broker_priority
+from worker.retry import TransientError
 
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 5},
         "proxy": {"name": "params", "batch_size": 8}, "seed": 5, "top_k": 2, "final": {"mode": "train", "epochs": 1},
@@ -83,33 +84,51 @@ def test_a_job_flows_through_the_tasks_and_each_step_enqueues_the_next(ctx, stor
         assert job.status == "succeeded" and job.result["winner"] is not None
 
 
-def test_enqueue_maps_job_priority_to_the_broker(monkeypatch):
+def test_enqueue_maps_job_priority_to_the_broker_and_retries_publishing(monkeypatch):
+    from worker.celeryconfig import FOLLOW_UP_PUBLISH_RETRY
+
     calls = []
-    monkeypatch.setattr(tasks.app, "send_task", lambda name, args, priority: calls.append((name, args, priority)))
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, args, priority, **options: calls.append(
+        (name, args, priority, options)))
     tasks.enqueue("knas.rank", ["j"], 9)
     tasks.enqueue("knas.rank", ["j"], 0)
-    assert calls == [("knas.rank", ["j"], broker_priority(9)), ("knas.rank", ["j"], broker_priority(0))]
+    policy = {"retry": True, "retry_policy": FOLLOW_UP_PUBLISH_RETRY}  # kombu re-publishes across a broker blip
+    assert calls == [("knas.rank", ["j"], broker_priority(9), policy), ("knas.rank", ["j"], broker_priority(0), policy)]
     assert broker_priority(9) == 0 and broker_priority(0) == 9
 
 
-def test_transient_errors_are_retried_and_leave_the_job_alone(ctx, store, monkeypatch):
+@pytest.mark.parametrize("error, surfaces_as", [
+    (OperationalError("UPDATE candidates", {}, Exception("server closed the connection")), OperationalError),
+    (DBAPIError("SELECT 1", {}, Exception("terminating connection"), connection_invalidated=True), TransientError),
+])
+def test_transient_errors_are_retried_by_celery_with_backoff_and_leave_the_job_alone(
+        ctx, store, monkeypatch, error, surfaces_as):
     job_id = new_job(store)
     pipeline.start_job(store, job_id)
-    retried = []
+    runs, countdowns = [], []
 
     def flaky(*_a, **_k):
-        raise OperationalError("UPDATE candidates", {}, Exception("server closed the connection"))
+        runs.append(1)
+        raise error
 
-    def fake_retry(task, error, **_k):
-        retried.append((task.name, type(error).__name__))
-        raise RuntimeError("would retry")
+    retry = tasks.score_chunk.retry
+
+    def spy(*args, **kwargs):  # what KnasTask's autoretry asks Celery for (eager retries run at once)
+        countdowns.append(kwargs["countdown"])
+        return retry(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "score_chunk", flaky)
-    monkeypatch.setattr(tasks, "retry_task", fake_retry)
+    monkeypatch.setattr(tasks.score_chunk, "retry", spy)
     result = tasks.score_chunk.apply(args=[job_id, [1]])
-    assert result.failed() and "would retry" in str(result.result)
-    assert retried == [("knas.score_chunk", "OperationalError")]
+    # 1 run + 15 retries, then the task fails with the error (the sweep takes over) and the job is left alone.
+    assert result.failed() and isinstance(result.result, surfaces_as)
+    assert len(runs) == 16 and len(countdowns) == 16
     assert jobs.job_status(store, job_id) == "scoring"
+    # Full jitter: retry n waits 0..2**n s, capped at a minute, and the waits are spread, not the bare curve.
+    ceilings = [min(60, 2 ** n) for n in range(16)]
+    assert all(0 <= wait <= ceiling for wait, ceiling in zip(countdowns, ceilings)), countdowns
+    assert countdowns != ceilings
+    assert tasks.sweep.max_retries == 3  # the sweep gives up sooner: the next heartbeat sweeps again
 
 
 def test_a_real_error_fails_the_job_with_the_reason_and_the_worker(ctx, store, monkeypatch):
