@@ -11,11 +11,14 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
-from typing import Annotated
+from typing import Annotated, Callable
 
+from cachetools import LRUCache, TTLCache
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -47,73 +50,45 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 # ---------------------------------------------------------------- authentication
 
+class _LeastRecentlyFailed(LRUCache):
+    """The addresses an in-memory limiter counts, at most `maxsize`: the one that failed least recently
+    is forgotten first, and forgetting it clears its count in `limits` (whose MemoryStorage has no bound
+    of its own, only the minute after which an address's failures expire)."""
+
+    def __init__(self, maxsize: int, forget: Callable[[str], None]) -> None:
+        super().__init__(maxsize)
+        self._forget = forget
+
+    def popitem(self) -> tuple[str, None]:
+        client, value = super().popitem()
+        self._forget(client)
+        return client, value
+
+
 class FailedAuthLimiter:
-    """Failed authentications per client address in a sliding minute; over the limit -> 429.
+    """Failed authentications per client address in a moving minute (the `limits` library); over the limit -> 429.
 
     Only failures are limited: a request with a valid token is never refused, whatever else came
-    from its address (a login node or a NAT is shared). Memory is bounded: at most `max_clients`
-    addresses are remembered, the one that failed least recently is forgotten first. The address is
-    the TCP peer, or X-Forwarded-For's where uvicorn trusts the peer (KNAS_FORWARDED_ALLOW_IPS).
+    from its address (a login node or a NAT is shared). The address is the TCP peer, or
+    X-Forwarded-For's where uvicorn trusts the peer (KNAS_FORWARDED_ALLOW_IPS).
+
+    `storage_url` is `limits`' storage: `redis://…` in service mode, so every API process
+    (`knas serve --workers N`) sees every failure (keys expire with their window; if Redis cannot be
+    reached the request is let through, it was failing anyway, and that is logged), or `memory://`
+    (embedded: this process, at most `max_clients` addresses, see `_LeastRecentlyFailed`).
     """
 
-    def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
-        self.per_minute, self.max_clients = per_minute, max_clients
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+    def __init__(self, per_minute: int, storage_url: str = "memory://", max_clients: int = 10_000) -> None:
+        self.per_minute = per_minute
+        self._item = RateLimitItemPerMinute(per_minute, namespace="knas-auth-failures")
+        storage = storage_from_string(storage_url)
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._clients = (_LeastRecentlyFailed(max_clients, lambda client: self._limiter.clear(self._item, client))
+                         if isinstance(storage, MemoryStorage) else None)
         self._lock = threading.Lock()
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        window = self._failures.get(client)
-        if window is None:
-            return deque()
-        while window and window[0] <= now - 60:
-            window.popleft()
-        if not window:
-            del self._failures[client]
-        return window
 
     def check(self, client: str) -> None:
         """429 if `client` already failed `per_minute` times in the last minute."""
-        with self._lock:
-            now = time.monotonic()
-            window = self._recent(client, now)
-            if len(window) >= self.per_minute:
-                retry = max(1, int(60 - (now - window[0])) + 1)
-                raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                                    f"too many failed authentications from {client}; try again in {retry} s",
-                                    headers={"Retry-After": str(retry)})
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            window = self._recent(client, now)
-            window.append(now)
-            self._failures[client] = window
-            self._failures.move_to_end(client)
-            while len(self._failures) > self.max_clients:
-                self._failures.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._failures)
-
-
-class SharedAuthLimiter:
-    """The same limit, counted in Redis, so every API process (`knas serve --workers N`) sees every failure.
-
-    A moving window of the `limits` library: the failures of the last 60 s, whichever process saw them.
-    Keys expire with their window, so Redis holds only addresses that failed in the last minute. If
-    Redis cannot be reached the limiter lets the request through (it was failing anyway) and logs it.
-    """
-
-    def __init__(self, per_minute: int, storage_url: str) -> None:
-        from limits import RateLimitItemPerMinute
-        from limits.storage import storage_from_string
-        from limits.strategies import MovingWindowRateLimiter
-
-        self.per_minute = per_minute
-        self._item = RateLimitItemPerMinute(per_minute, namespace="knas-auth-failures")
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
-
-    def check(self, client: str) -> None:
         try:
             allowed = self._limiter.test(self._item, client)
             reset = self._limiter.get_window_stats(self._item, client).reset_time if not allowed else 0
@@ -131,14 +106,21 @@ class SharedAuthLimiter:
             self._limiter.hit(self._item, client)
         except Exception as error:  # noqa: BLE001
             log.warning("failed-login limiter: Redis unavailable (%s); failure not counted", error)
+        if self._clients is not None:
+            with self._lock:
+                self._clients[client] = None
+
+    def __len__(self) -> int:
+        """Addresses the in-memory bound holds (0 with Redis, whose keys expire on their own)."""
+        return len(self._clients) if self._clients is not None else 0
 
 
-def make_auth_limiter(settings: Settings) -> FailedAuthLimiter | SharedAuthLimiter:
-    """Redis (shared by every API process) when the broker is Redis; else this process's bounded memory."""
+def make_auth_limiter(settings: Settings) -> FailedAuthLimiter:
+    """Counted in Redis (shared by every API process) when the broker is Redis; else in this process's memory."""
     url = settings.broker_url or ""
-    if url.startswith(("redis://", "rediss://")):
-        return SharedAuthLimiter(settings.auth_failures_per_minute, url)
-    return FailedAuthLimiter(settings.auth_failures_per_minute, settings.auth_limiter_clients)
+    shared = url.startswith(("redis://", "rediss://"))
+    return FailedAuthLimiter(settings.auth_failures_per_minute, url if shared else "memory://",
+                             settings.auth_limiter_clients)
 
 
 class AuthCache:
@@ -150,8 +132,6 @@ class AuthCache:
     """
 
     def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
-        from cachetools import TTLCache
-
         self.ttl = ttl
         self._cache: TTLCache | None = TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 else None
         self._lock = threading.Lock()
@@ -177,7 +157,7 @@ _bearer = HTTPBearer(auto_error=False, description="an API token from `knas user
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
 
-def _refuse(limiter: FailedAuthLimiter | SharedAuthLimiter, client: str) -> None:
+def _refuse(limiter: FailedAuthLimiter, client: str) -> None:
     """Count a failed authentication (429 first if `client` is over its limit)."""
     limiter.check(client)
     limiter.failed(client)
@@ -190,7 +170,7 @@ async def get_current_user(request: Request, store: StoreDep,
     On the event loop while the token is in the auth cache (most requests); the database and the
     shared limiter (Redis) are only reached from the threadpool, on a miss or a failure.
     """
-    limiter: FailedAuthLimiter | SharedAuthLimiter = request.app.state.auth_limiter
+    limiter: FailedAuthLimiter = request.app.state.auth_limiter
     client = request.client.host if request.client else "unknown"
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         await run_in_threadpool(_refuse, limiter, client)

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     user_max_jobs: int = Field(default=10, ge=1, description="active jobs per user unless the user has its own limit")
     auth_failures_per_minute: int = Field(default=20, ge=1, description="failed logins per client IP before 429")
     auth_limiter_clients: int = Field(default=10_000, ge=1, description=(
-        "client addresses the failed-login limiter remembers (the oldest is forgotten first)"))
+        "client addresses the in-memory failed-login limiter remembers (without a Redis broker; the least "
+        "recently failed is forgotten first)"))
     auth_cache_seconds: float = Field(default=1.0, ge=0, le=300, description=(
         "how long an API process trusts a token it has looked up (0: look every request up); a revoked or "
         "rotated token keeps working at most this long, on every API process"))

@@ -151,15 +151,32 @@ def test_a_listed_proxys_forwarded_address_is_believed(start_server, tmp_path):
 def test_the_limiter_remembers_a_bounded_number_of_addresses():
     from api.deps import FailedAuthLimiter
 
-    limiter = FailedAuthLimiter(per_minute=2, max_clients=100)
+    limiter = FailedAuthLimiter(per_minute=2, storage_url="memory://", max_clients=100)
     for i in range(1000):
-        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+        for _ in range(2):  # each address reaches the limit
+            limiter.failed(f"10.0.{i // 256}.{i % 256}")
     assert len(limiter) == 100
-    limiter.failed("10.0.3.231")  # among the newest 100: still counted (2 failures -> limited)
     with pytest.raises(Exception) as limited:
-        limiter.check("10.0.3.231")
+        limiter.check("10.0.3.231")  # the newest: still counted
     assert getattr(limited.value, "status_code", None) == 429
-    limiter.check("10.0.0.0")  # the oldest was forgotten
+    limiter.check("10.0.0.0")  # the oldest was forgotten, its failures with it
+
+
+def test_in_redis_every_limiter_sees_every_failure_and_an_outage_fails_open(redis_url):
+    from api.deps import FailedAuthLimiter
+
+    first, second = (FailedAuthLimiter(per_minute=2, storage_url=redis_url) for _ in range(2))  # two API processes
+    first.failed("10.9.9.9")
+    second.failed("10.9.9.9")
+    for limiter in (first, second):
+        with pytest.raises(Exception) as limited:
+            limiter.check("10.9.9.9")
+        assert getattr(limited.value, "status_code", None) == 429
+        assert 1 <= int(limited.value.headers["Retry-After"]) <= 61
+    second.check("10.9.9.10")  # another address has its own count
+    gone = FailedAuthLimiter(per_minute=1, storage_url="redis://127.0.0.1:1/0")  # nothing listens there
+    gone.failed("10.9.9.9")
+    gone.check("10.9.9.9")  # Redis unreachable: let through (the request fails its authentication anyway)
 
 
 def test_an_idempotency_key_replays_its_job_and_refuses_another_spec(embedded_server, make_spec):
