@@ -127,16 +127,13 @@ def folder_dataset(store, dataset: str, settings) -> str:
     import re
     from pathlib import Path
 
-    from scorer import catalog
+    from scorer.data import DATASETS
     from worker.datasets import find, register
 
     path = Path(dataset).expanduser()
     looks_like_path = os.sep in dataset or dataset.startswith(".") or dataset.startswith("~")
-    try:
-        catalog.dataset_entry(dataset)
+    if dataset in DATASETS:
         return dataset
-    except ValueError:
-        pass
     if not looks_like_path and (find(store, dataset) is not None or not path.is_dir()):
         return dataset  # a registered name, or an unknown one that create_job reports with the choices
     if not path.is_dir():
@@ -172,7 +169,7 @@ def score(space: str, arch: str, dataset: str, proxies: tuple[str, ...], probe: 
     space_obj = scorer.get_space(space)
     arch = space_obj.validate(arch)
     inputs, targets = scorer.probe_batch(dataset, probe, seed, data_dir=settings.data_dir)
-    info = scorer.get_dataset(dataset).info
+    info = scorer.dataset_info(dataset)
     device = settings.resolved_device()
     out = {"space": space_obj.name, "arch": arch, "index": space_obj.index(arch), "dataset": dataset, "scores": {}}
     for name in proxies:
