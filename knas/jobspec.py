@@ -124,7 +124,7 @@ _RESOLVED_LOCK = threading.Lock()
 
 
 class JobSpec(_Spec):
-    space: str = "nats-tss"
+    space: str = Field(default="nats-tss", description="search space (`knas spaces`)")
     dataset: str = "digits"
     candidates: CandidatesSpec = Field(default_factory=RandomCandidates)
     proxy: ProxySpec = Field(default_factory=ProxySpec)
