@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from scorer.data import DATASETS
 from scorer.spaces import SPACES, InvalidArchError, SearchSpace
 
 
@@ -123,7 +124,7 @@ _RESOLVED_LOCK = threading.Lock()
 
 
 class JobSpec(_Spec):
-    space: str = "nats-tss"
+    space: str = Field(default="nats-tss", description="search space (`knas spaces`)")
     dataset: str = "digits"
     candidates: CandidatesSpec = Field(default_factory=RandomCandidates)
     proxy: ProxySpec = Field(default_factory=ProxySpec)
@@ -240,15 +241,12 @@ class JobSpec(_Spec):
 
 
 def _dataset_shape(dataset: str) -> tuple[int, tuple[int, int, int]] | None:
-    """(num_classes, in_shape) of a built-in dataset, None for any other name."""
-    from scorer.catalog import dataset_entry
-
-    try:
-        entry = dataset_entry(dataset)
-    except ValueError:
+    """(num_classes, in_shape) of a built-in (or plug-in) dataset, None for any other name."""
+    if dataset not in DATASETS:
         return None
-    channels, height, width = entry.in_shape
-    return entry.num_classes, (channels, height, width)
+    info = DATASETS.info(dataset)
+    channels, height, width = info.in_shape
+    return info.num_classes, (channels, height, width)
 
 
 def _resolve(space: SearchSpace, candidates: Any, seed: int, constraints: Constraints, num_classes: int,

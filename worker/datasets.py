@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from models import DatasetRecord, Store
-from scorer import catalog
+from scorer.data import DATASETS
 from scorer.folders import FolderSummary, ImageFolderError, check_unchanged, scan_folder, within_roots
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -37,9 +37,7 @@ def check_name(name: str) -> str:
     if not NAME.match(name):
         raise DatasetError(f"dataset name {name!r} is not allowed: use 1-64 lower-case letters, digits, '.', '_' "
                            f"or '-', starting with a letter or digit", field="name")
-    try:
-        catalog.dataset_entry(name)
-    except ValueError:
+    if name not in DATASETS:
         return name
     raise DatasetError(f"{name!r} is a built-in dataset; pick another name", field="name")
 

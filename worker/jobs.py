@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from knas.jobspec import JobSpec
 from models import ACTIVE_STATES, Candidate, Job, Store, repository, utcnow
-from scorer import catalog
+from scorer.data import DATASETS, benchmark_datasets
+from scorer.proxies import PROXIES
 from scorer.seeding import candidate_seed
 from scorer.spaces import get_space
 
@@ -69,22 +70,23 @@ def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path 
     Returns the spec with the proxy and dataset names made canonical.
     """
     try:
-        proxy = catalog.proxy_name(spec.proxy.name)
+        proxy = PROXIES.canonical(spec.proxy.name)
     except ValueError as error:
         raise SpecError(str(error), ("proxy", "name")) from None
-    unknown = sorted(set(spec.proxy.options) - catalog.proxy_options(proxy))
+    options = PROXIES.info(proxy).options  # no built-in proxy reads any: every key is refused, not echoed
+    unknown = sorted(set(spec.proxy.options) - options)
     if unknown:
-        accepted = sorted(catalog.proxy_options(proxy))
+        accepted = sorted(options)
         raise SpecError(f"proxy {proxy!r} has no option {', '.join(map(repr, unknown))}; it accepts "
                         f"{', '.join(accepted) if accepted else 'no options'}", ("proxy", "options"))
     try:
-        dataset = catalog.dataset_entry(spec.dataset)
+        dataset = DATASETS.info(spec.dataset)
     except ValueError as error:
         record = registered_dataset(store, spec.dataset) if store is not None else None
         if record is None:
             raise SpecError(str(error) + _registered_hint(store), ("dataset",)) from None
         if spec.final.mode == "benchmark":
-            raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, "
+            raise SpecError(f"benchmark mode looks up {', '.join(benchmark_datasets())}, "
                             f"not the image folder {spec.dataset!r}", ("final", "mode")) from None
         if check_files:
             from .datasets import DatasetError, check_present
@@ -95,8 +97,8 @@ def check_spec(spec: JobSpec, data_dir: Path | None = None, benchmark_dir: Path 
                 raise SpecError(str(problem), ("dataset",)) from None
         return spec.model_copy(update={"proxy": spec.proxy.model_copy(update={"name": proxy})})
     if spec.final.mode == "benchmark":
-        if dataset.name not in catalog.BENCHMARK_DATASETS:
-            raise SpecError(f"benchmark mode looks up {', '.join(catalog.BENCHMARK_DATASETS)}, not {dataset.name!r}",
+        if not dataset.benchmark:
+            raise SpecError(f"benchmark mode looks up {', '.join(benchmark_datasets())}, not {dataset.name!r}",
                             ("final", "mode"))
         if check_files:
             from scorer.benchmark import BenchmarkNotFoundError, find_benchmark
@@ -179,13 +181,9 @@ def dataset_shape(dataset: str, data: dict | None) -> dict:
     """The job's classes and input shape: its registered folder's, else the built-in set's."""
     if data:
         return _shape(data)
-    entry = catalog.dataset_entry(dataset)
-    return {"num_classes": entry.num_classes, "in_shape": tuple(entry.in_shape)}
+    info = DATASETS.info(dataset)
+    return {"num_classes": info.num_classes, "in_shape": tuple(info.in_shape)}
 
 
 def _builtin(name: str) -> bool:
-    try:
-        catalog.dataset_entry(name)
-    except ValueError:
-        return False
-    return True
+    return name in DATASETS

@@ -21,6 +21,9 @@ from .artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 _folders_lock = threading.Lock()
+# "name@fingerprint" -> the in-process dataset of a registered image folder. A job's data, not a plug-in:
+# kept out of scorer.data.DATASETS, so listings (the embedded API's /v1/datasets) never show them.
+_FOLDERS: dict[str, Any] = {}
 
 
 @dataclass
@@ -52,17 +55,16 @@ class Runtime:
         dataset named by its fingerprint, checked once per process to be unchanged on this node."""
         if not data:
             return spec
-        from scorer.data import DATASETS
-        from scorer.folders import FolderSummary
         from scorer.data.image_folder import ImageFolderDataset
+        from scorer.folders import FolderSummary
 
         key = f"{data['name']}@{data['fingerprint'][:12]}"
-        if key not in DATASETS:
+        if key not in _FOLDERS:
             with _folders_lock:
-                if key not in DATASETS:
+                if key not in _FOLDERS:
                     dataset = ImageFolderDataset(key, FolderSummary.from_dict(data["summary"]))
                     dataset.check(None)  # the folder this node sees is the one that was registered
-                    DATASETS.add(key, dataset)
+                    _FOLDERS[key] = dataset
         return spec.model_copy(update={"dataset": key})
 
     def workers_for_loading(self) -> int:
@@ -80,19 +82,20 @@ class Runtime:
         """Tensors for built-in sets; a streaming torch Dataset for image folders (None: no such split)."""
         from scorer.data import get_dataset, load_split
 
-        source = get_dataset(dataset)
+        source = _FOLDERS[dataset] if dataset in _FOLDERS else get_dataset(dataset)
         if hasattr(source, "stream"):
             return source.stream(split) if source.has_split(split) else None
         return load_split(dataset, split, data_dir=self.data_dir)
 
     def dataset_info(self, dataset: str) -> Any:
-        from scorer.data import get_dataset
+        """A registered folder's DatasetInfo, else the registry's metadata of a built-in or plug-in set."""
+        from scorer.data import DATASETS
 
-        return get_dataset(dataset).info
+        return _FOLDERS[dataset].info if dataset in _FOLDERS else DATASETS.info(dataset)
 
 
 @lru_cache(maxsize=8)
 def _probe(dataset: str, n: int, seed: int, data_dir: Path | None):
     from scorer.data import probe_batch
 
-    return probe_batch(dataset, n, seed, data_dir=data_dir)
+    return probe_batch(_FOLDERS.get(dataset, dataset), n, seed, data_dir=data_dir)

@@ -1,9 +1,10 @@
-"""What this server can run: search spaces, proxies and datasets (torch-free tables)."""
+"""What this server can run: search spaces, proxies and datasets (the registries' metadata: torch-free)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from scorer import catalog
+from scorer.data import DATASETS
+from scorer.proxies import PROXIES
 from scorer.spaces import SPACES
 from worker import datasets as registered
 
@@ -13,34 +14,29 @@ from ..schemas import DatasetCreate, DatasetPublic, Problem, ProxyPublic, SpaceP
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
-def _aliases_of(name: str, aliases: dict[str, str]) -> list[str]:
-    return sorted(alias for alias, target in aliases.items() if target == name)
-
-
 @router.get("/spaces", response_model=list[SpacePublic])
 def list_spaces() -> list[SpacePublic]:
-    aliases = SPACES.aliases()
     return [
-        SpacePublic(name=name, size=space.size, description=space.description, example=space.example,
-                    aliases=_aliases_of(name, aliases))
-        for name, space in ((name, SPACES.get(name)) for name in SPACES.names())
+        SpacePublic(name=space.name, size=space.size, description=space.description, example=space.example,
+                    aliases=sorted(SPACES.aliases_of(space.name)))
+        for space in SPACES.infos()
     ]
 
 
 @router.get("/proxies", response_model=list[ProxyPublic])
 def list_proxies() -> list[ProxyPublic]:
-    return [ProxyPublic(name=name, description=description, aliases=_aliases_of(name, catalog.PROXY_ALIASES))
-            for name, description in sorted(catalog.PROXIES.items())]
+    return [ProxyPublic(name=info.name, description=info.description, aliases=sorted(PROXIES.aliases_of(info.name)))
+            for info in PROXIES.infos()]
 
 
 @router.get("/datasets", response_model=list[DatasetPublic])
 def list_datasets(settings: SettingsDep, store: StoreDep, user: CurrentUser) -> list[DatasetPublic]:
     """Built-in sets (`present`: a job on it would be accepted here) and registered image folders."""
     builtins = [
-        DatasetPublic(name=entry.name, num_classes=entry.num_classes, in_shape=entry.in_shape,
-                      embedded=entry.embedded, present=entry.present(settings.data_dir),
-                      benchmark=entry.name in catalog.BENCHMARK_DATASETS, aliases=list(entry.aliases))
-        for entry in sorted(catalog.DATASETS.values(), key=lambda e: e.name)
+        DatasetPublic(name=info.name, num_classes=info.num_classes, in_shape=info.in_shape,
+                      embedded=info.embedded, present=info.present(settings.data_dir),
+                      benchmark=info.benchmark, aliases=list(DATASETS.aliases_of(info.name)))
+        for info in DATASETS.infos()
     ]
     return builtins + [_folder_public(entry, user.admin) for entry in registered.list_registered(store)]
 

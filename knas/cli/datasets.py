@@ -47,10 +47,9 @@ def list_(as_json: bool = False) -> None:
     if as_json:
         print_json({"built_in": DATASETS.names(), "registered": folders})
         return
-    for name in DATASETS.names():
-        info = DATASETS.get(name).info
+    for info in DATASETS.infos():
         where = "embedded" if info.embedded else "needs KNAS_DATA_DIR"
-        click.echo(f"{name:16s} {info.num_classes:>4d} classes {str(info.in_shape):14s} {where}: {info.description}")
+        click.echo(f"{info.name:16s} {info.num_classes:>4d} classes {str(info.in_shape):14s} {where}: {info.description}")
     for entry in folders:
         sizes = ", ".join(f"{split} {n}" for split, n in entry["sizes"].items())
         click.echo(f"{entry['name']:16s} {entry['num_classes']:>4d} classes {str(tuple(entry['in_shape'])):14s} "

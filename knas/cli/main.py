@@ -34,8 +34,8 @@ def proxies() -> None:
     """List zero-cost proxies."""
     from scorer.proxies import PROXIES
 
-    for name in PROXIES.names():
-        click.echo(f"{name:12s} {PROXIES.get(name).description}")
+    for info in PROXIES.infos():
+        click.echo(f"{info.name:12s} {info.description}")
 
 
 for command in (search, score, jobs, db, worker, serve, submit, status, results, users, datasets, export, cache):

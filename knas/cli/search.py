@@ -1,52 +1,85 @@
 """`knas search` and `knas score`: run work in this process on the embedded store."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import click
+from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from knas.jobspec import JobSpec
+from knas.jobspec import Constraints, EvolutionCandidates, JobSpec, ProxySpec, RandomCandidates, TrainStage
 from knas.settings import get_settings
 
 from .common import open_store, print_json, user_errors
 from .render import console, job_details
 
+# --final's choices: the `mode` of each final stage JobSpec accepts, in its order.
+FINAL_MODES = [stage.model_fields["mode"].default for stage in get_args(JobSpec.model_fields["final"].annotation)]
+
+
+def spec_default(model: type[BaseModel], name: str) -> Any:
+    """The default of `model.name` (a default factory is called): what a spec gets when the option is left out."""
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def spec_help(model: type[BaseModel], name: str, prefix: str = "") -> str:
+    """The field's description as an option's help (so the CLI and the API's schema say the same thing)."""
+    description = model.model_fields[name].description
+    if not description:
+        raise ValueError(f"{model.__name__}.{name} has no description to use as help")
+    return prefix + description
+
+
+def spec_range(model: type[BaseModel], name: str) -> click.IntRange:
+    """The field's ge/le bounds as a click range."""
+    bounds = {key: getattr(m, key) for m in model.model_fields[name].metadata for key in ("ge", "le") if hasattr(m, key)}
+    return click.IntRange(bounds.get("ge"), bounds.get("le"))
+
 
 def spec_options(fn):
-    """The job options shared by `knas search` (and later `knas submit`)."""
+    """The job options shared by `knas search` and `knas submit`. Defaults, and help where the field
+    says what the option does, come from JobSpec's fields, so the CLI asks for what the schema does."""
     options = [
-        click.option("--space", default="nats-tss", show_default=True, help="search space"),
-        click.option("--dataset", default="digits", show_default=True,
+        click.option("--space", default=spec_default(JobSpec, "space"), show_default=True,
+                     help=spec_help(JobSpec, "space")),
+        click.option("--dataset", default=spec_default(JobSpec, "dataset"), show_default=True,
                      help="dataset to probe and train on: a name (`knas datasets`), or, for `knas search`, "
                           "an image folder path (registered on the fly)"),
-        click.option("--candidates", "n", type=int, default=100, show_default=True, help="random candidates"),
+        click.option("--candidates", "n", type=int, default=spec_default(RandomCandidates, "n"), show_default=True,
+                     help="random candidates"),
         click.option("--all", "all_archs", is_flag=True, help="score every arch of the space"),
-        click.option("--generations", type=click.IntRange(0, 1000), default=0, show_default=True,
+        click.option("--generations", type=click.IntRange(0, spec_range(EvolutionCandidates, "generations").max),
+                     default=0, show_default=True,
                      help="evolution: breed this many generations from the fittest (--candidates is generation 0)"),
-        click.option("--children", type=click.IntRange(1, 10_000), default=None,
+        click.option("--children", type=spec_range(EvolutionCandidates, "children"),
+                     default=spec_default(EvolutionCandidates, "children"),
                      help="evolution: new archs per generation (default: --candidates)"),
         click.option("--arch", "archs", multiple=True, help="score these archs (repeatable) instead of sampling"),
-        click.option("--proxy", default="ensemble", show_default=True,
+        click.option("--proxy", default=spec_default(ProxySpec, "name"), show_default=True,
                      help="zero-cost proxy (see `knas proxies`); mgm = the KNAS gradient kernel"),
-        click.option("--probe", "probe", type=int, default=64, show_default=True, help="probe batch size"),
-        click.option("--repeats", type=int, default=1, show_default=True,
-                     help="score each candidate R times (own probe batch and init each); flags near-ties at the cut"),
-        click.option("--top-k", "top_k", type=int, default=5, show_default=True),
-        click.option("--final", type=click.Choice(["train", "benchmark", "none"]), default="train",
+        click.option("--probe", "probe", type=int, default=spec_default(ProxySpec, "batch_size"), show_default=True,
+                     help=spec_help(ProxySpec, "batch_size")),
+        click.option("--repeats", type=int, default=spec_default(ProxySpec, "repeats"), show_default=True,
+                     help=spec_help(ProxySpec, "repeats")),
+        click.option("--top-k", "top_k", type=int, default=spec_default(JobSpec, "top_k"), show_default=True,
+                     help=spec_help(JobSpec, "top_k")),
+        click.option("--final", type=click.Choice(FINAL_MODES), default=spec_default(JobSpec, "final").mode,
                      show_default=True, help="what picks the winner among the top-k"),
-        click.option("--epochs", type=int, default=12, show_default=True, help="epochs when --final train"),
-        click.option("--lr", type=float, default=0.1, show_default=True, help="learning rate when --final train"),
-        click.option("--batch-size", "batch_size", type=int, default=None,
-                     help="training batch when --final train (default: the dataset's)"),
-        click.option("--keep-checkpoints", is_flag=True,
-                     help="keep every top-k training's checkpoint (default: only the winner's)"),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--priority", type=int, default=0, show_default=True),
-        click.option("--max-params", "max_params", type=int, default=None,
-                     help="budget: only archs with at most this many parameters are candidates"),
-        click.option("--max-flops", "max_flops", type=int, default=None,
-                     help="budget: only archs with at most this many multiply-accumulates per sample are candidates"),
+        click.option("--epochs", type=int, default=spec_default(TrainStage, "epochs"), show_default=True,
+                     help="epochs when --final train"),
+        click.option("--lr", type=float, default=spec_default(TrainStage, "lr"), show_default=True,
+                     help="learning rate when --final train"),
+        click.option("--batch-size", "batch_size", type=int, default=spec_default(TrainStage, "batch_size"),
+                     help=spec_help(TrainStage, "batch_size", "training batch when --final train; ")),
+        click.option("--keep-checkpoints", is_flag=True, default=spec_default(TrainStage, "keep_checkpoints"),
+                     help=spec_help(TrainStage, "keep_checkpoints")),
+        click.option("--seed", type=int, default=spec_default(JobSpec, "seed"), show_default=True),
+        click.option("--priority", type=int, default=spec_default(JobSpec, "priority"), show_default=True,
+                     help=spec_help(JobSpec, "priority")),
+        click.option("--max-params", "max_params", type=int, default=spec_default(Constraints, "max_params"),
+                     help=spec_help(Constraints, "max_params", "budget: ")),
+        click.option("--max-flops", "max_flops", type=int, default=spec_default(Constraints, "max_flops"),
+                     help=spec_help(Constraints, "max_flops", "budget: ")),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -54,10 +87,11 @@ def spec_options(fn):
 
 
 def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, epochs, seed, priority,
-               repeats: int = 1, lr: float = 0.1, batch_size: int | None = None,
-               keep_checkpoints: bool = False, max_params: int | None = None,
+               repeats: int | None = None, lr: float | None = None, batch_size: int | None = None,
+               keep_checkpoints: bool | None = None, max_params: int | None = None,
                max_flops: int | None = None,
                generations: int = 0, children: int | None = None) -> JobSpec:
+    """The JobSpec the options ask for; an option left as None takes JobSpec's own default."""
     if archs:
         candidates: dict[str, Any] = {"strategy": "list", "archs": list(archs)}
     elif all_archs:
@@ -69,12 +103,19 @@ def build_spec(space, dataset, n, all_archs, archs, proxy, probe, top_k, final, 
     final_stage: dict[str, Any] = {"mode": final}
     if final == "train":
         final_stage.update(epochs=epochs, lr=lr, batch_size=batch_size, keep_checkpoints=keep_checkpoints)
-    return JobSpec.model_validate({
+    return JobSpec.model_validate(_given({
         "space": space, "dataset": dataset, "candidates": candidates,
         "proxy": {"name": proxy, "batch_size": probe, "repeats": repeats}, "seed": seed, "top_k": top_k,
         "final": final_stage, "priority": priority,
         "constraints": {"max_params": max_params, "max_flops": max_flops},
-    })
+    }))
+
+
+def _given(value: Any) -> Any:
+    """`value` without the keys left None (nested dicts too): JobSpec fills in its defaults."""
+    if isinstance(value, dict):
+        return {key: _given(item) for key, item in value.items() if item is not None}
+    return value
 
 
 @click.command()
@@ -127,16 +168,13 @@ def folder_dataset(store, dataset: str, settings) -> str:
     import re
     from pathlib import Path
 
-    from scorer import catalog
+    from scorer.data import DATASETS
     from worker.datasets import find, register
 
     path = Path(dataset).expanduser()
     looks_like_path = os.sep in dataset or dataset.startswith(".") or dataset.startswith("~")
-    try:
-        catalog.dataset_entry(dataset)
+    if dataset in DATASETS:
         return dataset
-    except ValueError:
-        pass
     if not looks_like_path and (find(store, dataset) is not None or not path.is_dir()):
         return dataset  # a registered name, or an unknown one that create_job reports with the choices
     if not path.is_dir():
@@ -156,11 +194,11 @@ def folder_dataset(store, dataset: str, settings) -> str:
 
 
 @click.command()
-@click.option("--space", default="nats-tss", show_default=True)
+@click.option("--space", default=spec_default(JobSpec, "space"), show_default=True)
 @click.option("--arch", required=True, help="arch string of the space")
 @click.option("--dataset", default="synthetic", show_default=True)
 @click.option("--proxy", "proxies", multiple=True, default=["mgm"], show_default=True, help="repeatable")
-@click.option("--probe", type=int, default=64, show_default=True)
+@click.option("--probe", type=int, default=spec_default(ProxySpec, "batch_size"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @user_errors
@@ -172,7 +210,7 @@ def score(space: str, arch: str, dataset: str, proxies: tuple[str, ...], probe: 
     space_obj = scorer.get_space(space)
     arch = space_obj.validate(arch)
     inputs, targets = scorer.probe_batch(dataset, probe, seed, data_dir=settings.data_dir)
-    info = scorer.get_dataset(dataset).info
+    info = scorer.dataset_info(dataset)
     device = settings.resolved_device()
     out = {"space": space_obj.name, "arch": arch, "index": space_obj.index(arch), "dataset": dataset, "scores": {}}
     for name in proxies:

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scorer.data import DATASETS, check_split, normalise, not_found, resolve_data_dir
-from scorer.data.base import DatasetInfo
+from scorer.data.base import check_split, not_found, resolve_data_dir
+from scorer.data.loading import normalise
+from scorer.data.registry import DATASETS
 from scorer.trusted import check_trusted
 
 VALID_FRACTION = 0.1  # 5,000 of the 50,000 official training images
@@ -31,13 +32,13 @@ def _read_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.nda
 
 
 class Cifar:
-    """One CIFAR variant: where its files live and which label key it uses."""
+    """One CIFAR variant: where its files live and which label key it uses (its metadata is the registry's)."""
 
     def __init__(
-        self, info: DatasetInfo, folder: str, train_files: list[str], test_file: str,
+        self, name: str, folder: str, train_files: list[str], test_file: str,
         label_key: str, torchvision_class: str, tarball: str,
     ) -> None:
-        self.info = info
+        self.info = DATASETS.info(name)
         self.folder = folder
         self.train_files = train_files
         self.test_file = test_file
@@ -78,15 +79,7 @@ class Cifar:
 
 
 CIFAR10 = Cifar(
-    DatasetInfo(
-        name="cifar10",
-        num_classes=10,
-        in_shape=(3, 32, 32),
-        description="CIFAR-10 (official pickles); train 45k / valid 5k (last of train) / test 10k",
-        augment=True,
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
-    ),
+    "cifar10",
     folder="cifar-10-batches-py",
     train_files=[f"data_batch_{i}" for i in range(1, 6)],
     test_file="test_batch",
@@ -96,15 +89,7 @@ CIFAR10 = Cifar(
 )
 
 CIFAR100 = Cifar(
-    DatasetInfo(
-        name="cifar100",
-        num_classes=100,
-        in_shape=(3, 32, 32),
-        description="CIFAR-100 fine labels (official pickles); train 45k / valid 5k / test 10k",
-        augment=True,
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
-    ),
+    "cifar100",
     folder="cifar-100-python",
     train_files=["train"],
     test_file="test",
@@ -112,6 +97,3 @@ CIFAR100 = Cifar(
     torchvision_class="CIFAR100",
     tarball="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
 )
-
-DATASETS.add("cifar10", CIFAR10, "cifar-10")
-DATASETS.add("cifar100", CIFAR100, "cifar-100")

@@ -11,27 +11,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scorer.data import DATASETS, check_split
-from scorer.data.base import DatasetInfo
+from scorer.data.base import check_split
+from scorer.data.registry import DATASETS
 
 SHUFFLE_SEED = 0
 SIZES = {"train": 1297, "valid": 250, "test": 250}
-# mean/std of all 1,797 upsampled images in [0, 1] (recomputed in tests/scorer/test_data.py)
-MEAN, STD = 0.3053, 0.3189
+INFO = DATASETS.info("digits")
+# mean/std of all 1,797 upsampled images in [0, 1], declared with the metadata (recomputed in tests/scorer/test_data.py)
+(MEAN,), (STD,) = INFO.mean, INFO.std
 
 
 class Digits:
-    info = DatasetInfo(
-        name="digits",
-        num_classes=10,
-        in_shape=(1, 16, 16),
-        description="scikit-learn load_digits, upsampled to 16×16; "
-        "train 1297 / valid 250 / test 250",
-        embedded=True,
-        batch_size=32,
-        mean=(MEAN,),
-        std=(STD,),
-    )
+    info = INFO
 
     def check(self, data_dir: Path | None) -> None:
         """Always available (bundled with scikit-learn)."""
@@ -55,4 +46,4 @@ class Digits:
         return ((x[idx] - MEAN) / STD).contiguous(), y[idx]
 
 
-DATASETS.add("digits", Digits())
+DIGITS = Digits()

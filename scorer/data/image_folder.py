@@ -15,8 +15,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from scorer.data import check_split
-from scorer.data.base import DatasetInfo, DatasetNotFoundError
+from scorer.data.base import DatasetInfo, DatasetNotFoundError, check_split
 from scorer.folders import FolderSummary, check_unchanged, list_split
 
 PREPROCESSING = (

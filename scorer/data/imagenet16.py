@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scorer.data import DATASETS, check_split, normalise, not_found, resolve_data_dir
-from scorer.data.base import DatasetInfo
+from scorer.data.base import check_split, not_found, resolve_data_dir
+from scorer.data.loading import normalise
+from scorer.data.registry import DATASETS
 from scorer.trusted import check_trusted
 
-NUM_CLASSES = 120
+INFO = DATASETS.info("imagenet16-120")
+NUM_CLASSES = INFO.num_classes  # the first 120 of ImageNet's 1,000 classes
 FOLDER = "ImageNet16"
 TRAIN_FILES = [f"train_data_batch_{i}" for i in range(1, 11)]
 VAL_FILE = "val_data"
@@ -43,16 +45,7 @@ def _read(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ImageNet16:
-    info = DatasetInfo(
-        name="imagenet16-120",
-        num_classes=NUM_CLASSES,
-        in_shape=(3, 16, 16),
-        description="ImageNet 16×16, classes 1-120 (NATS-Bench); valid/test = halves of val_data; "
-        "augment: crop padding 2 + flip",
-        augment=True,
-        mean=(122.68 / 255, 116.66 / 255, 104.01 / 255),
-        std=(63.22 / 255, 61.26 / 255, 65.09 / 255),
-    )
+    info = INFO
 
     def _root(self, data_dir: Path | None) -> Path:
         base = resolve_data_dir(data_dir)
@@ -81,4 +74,4 @@ class ImageNet16:
         return x, torch.from_numpy(np.ascontiguousarray(labels))
 
 
-DATASETS.add("imagenet16-120", ImageNet16(), "imagenet16")
+IMAGENET16 = ImageNet16()

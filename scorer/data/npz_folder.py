@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scorer.data import DATASETS, check_split, normalise, not_found, resolve_data_dir
-from scorer.data.base import DatasetInfo
-from scorer.data.cifar import CIFAR10
+from scorer.data.base import check_split, not_found, resolve_data_dir
+from scorer.data.loading import normalise
+from scorer.data.registry import DATASETS
 
 FOLDER = "cifar10-sample"
 VALID_SIZE = 100
@@ -40,17 +40,7 @@ def _find(folder: Path, pattern: str) -> Path:
 
 
 class NpzFolder:
-    info = DatasetInfo(
-        name="cifar10-sample",
-        num_classes=10,
-        in_shape=(3, 32, 32),
-        description="real CIFAR-10 sample in .npz (JPEG-decoded); "
-        "train 900 / valid 100 / test 1000",
-        augment=True,
-        batch_size=64,
-        mean=CIFAR10.info.mean,
-        std=CIFAR10.info.std,
-    )
+    info = DATASETS.info("cifar10-sample")
 
     def _folder(self, data_dir: Path | None) -> Path:
         base = resolve_data_dir(data_dir)
@@ -83,4 +73,4 @@ class NpzFolder:
         return normalise(x, self.info.mean, self.info.std), y.contiguous()
 
 
-DATASETS.add("cifar10-sample", NpzFolder(), "npz")
+CIFAR10_SAMPLE = NpzFolder()

@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scorer.data import DATASETS, check_split
-from scorer.data.base import DatasetInfo
+from scorer.data.base import check_split
+from scorer.data.registry import DATASETS
 
-NUM_CLASSES = 10
-SHAPE = (3, 32, 32)
+INFO = DATASETS.info("synthetic")
+NUM_CLASSES = INFO.num_classes
+SHAPE = INFO.in_shape
 TEMPLATE_SEED = 0
 SPLIT_SEEDS = {"train": 1, "valid": 2, "test": 3}
 SPLIT_SIZES = {"train": 2000, "valid": 500, "test": 500}
@@ -46,17 +47,7 @@ def generate(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Synthetic:
-    info = DatasetInfo(
-        name="synthetic",
-        num_classes=NUM_CLASSES,
-        in_shape=SHAPE,
-        description="generated: smooth class templates + random shift + Gaussian noise; "
-        "train 2000 / valid 500 / test 500",
-        embedded=True,
-        batch_size=64,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-    )
+    info = INFO
 
     def check(self, data_dir: Path | None) -> None:
         """Always available."""
@@ -66,4 +57,4 @@ class Synthetic:
         return generate(SPLIT_SIZES[split], SPLIT_SEEDS[split])
 
 
-DATASETS.add("synthetic", Synthetic())
+SYNTHETIC = Synthetic()

@@ -29,10 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import proxy
 from .probe import BLOCK_OUTPUTS, probe_for
 
-PAPER = "Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, CVPR 2024"
 RADEMACHER_SEED = 0  # a fixed draw: the score must not depend on the caller's RNG
 
 
@@ -74,14 +72,10 @@ def _rademacher(size: int, dtype: torch.dtype, device: torch.device) -> torch.Te
     return torch.randint(0, 2, (size,), generator=generator, device=device).to(dtype).mul_(2).sub_(1)
 
 
-@proxy("expressivity", description="sum over blocks of the spectral entropy of the feature covariance (AZ-NAS)",
-       needs_labels=False, paper=PAPER, records=(BLOCK_OUTPUTS,))
 def expressivity(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(sum(block_entropies(net, inputs, targets)))
 
 
-@proxy("progressivity", description="smallest block-to-block gain in feature spectral entropy (AZ-NAS)",
-       needs_labels=False, paper=PAPER, records=(BLOCK_OUTPUTS,))
 def progressivity(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     entropies = block_entropies(net, inputs, targets)
     if len(entropies) < 2:
@@ -89,8 +83,6 @@ def progressivity(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -
     return min(b - a for a, b in zip(entropies, entropies[1:]))
 
 
-@proxy("trainability", description="closeness to 1 of each block's Jacobian spectral norm, averaged (AZ-NAS)",
-       needs_labels=False, paper=PAPER, records=(BLOCK_OUTPUTS,))
 def trainability(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     outputs = probe_for(net, inputs, targets).forward(BLOCK_OUTPUTS).block_outputs
     if len(outputs) < 2:

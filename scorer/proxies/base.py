@@ -1,56 +1,38 @@
-"""Proxy registration and the shared chores around a proxy's maths.
+"""A registered proxy ready to call, and the shared chores around a proxy's maths.
 
 A proxy is a function `(net, inputs, targets) -> float`, higher = predicted
-better. Each lives in its own module and registers itself with `@proxy(...)`.
-Proxies that start from the same forward pass get it through `probe.probe_for`
-and name what that forward must record in `records` (see probe.py).
+better. Each lives in its own module, pure maths; its metadata is declared once
+in scorer/proxies/registry.py. Proxies that start from the same forward pass get
+it through `probe.probe_for` and name what that forward must record in `records`
+(see probe.py).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..registry import Registry
+from .registry import ProxyInfo
 
 ProxyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
 
 
 @dataclass(frozen=True)
-class Proxy:
-    name: str
-    fn: ProxyFn = field(repr=False)
-    description: str
-    needs_labels: bool = True
-    paper: str = ""
-    components: tuple[str, ...] = ()  # set for rank-aggregating proxies (scored per component)
-    records: tuple[str, ...] = ()  # what the shared forward must record for it (probe.RECORDS)
-    shares_forward: bool = False  # starts from probe's shared train-mode forward of the batch
-    version: int = 1  # bump when the implementation changes what it computes: cached scores then miss
+class Proxy(ProxyInfo):
+    """A proxy's metadata (ProxyInfo) together with its maths: what `get_proxy` returns."""
+
+    fn: ProxyFn = field(kw_only=True, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, info: ProxyInfo, fn: ProxyFn) -> "Proxy":
+        return cls(**{f.name: getattr(info, f.name) for f in fields(ProxyInfo)}, fn=fn)
 
     def __call__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         return float(self.fn(net, inputs, targets))
-
-
-PROXIES: Registry[Proxy] = Registry("proxy")
-
-
-def proxy(name: str, *aliases: str, description: str, needs_labels: bool = True, paper: str = "",
-          components: tuple[str, ...] = (), records: tuple[str, ...] = (), shares_forward: bool = False,
-          version: int = 1):
-    """Register the decorated function as a proxy called `name`."""
-
-    def decorator(fn: ProxyFn) -> ProxyFn:
-        entry = Proxy(name, fn, description, needs_labels, paper, components, records, shares_forward or bool(records),
-                      version)
-        PROXIES.add(name, entry, *aliases)
-        return fn
-
-    return decorator
 
 
 def _per_sample_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:

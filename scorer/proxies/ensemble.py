@@ -15,11 +15,9 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from .base import proxy
+from .registry import PROXIES
 
-COMPONENTS = ("mgm", "zico", "expressivity", "progressivity", "trainability", "flops")
-DESCRIPTION = "rank aggregation (sum of log-ranks) of mgm, zico, expressivity, progressivity, trainability, flops"
-PAPER = "Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, CVPR 2024"
+COMPONENTS = PROXIES.info("ensemble").components  # declared with its metadata (scorer/proxies/registry.py)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -50,8 +48,6 @@ def aggregate(component_scores: Mapping[str, Sequence[float]]) -> list[float]:
     return total
 
 
-@proxy("ensemble", description=DESCRIPTION,
-       paper=PAPER, components=COMPONENTS)
 def ensemble(net, inputs, targets) -> float:
     raise TypeError("ensemble ranks a whole candidate set: score its components per candidate "
                     "(scorer.scoring.score_arch does) and combine them with ensemble.aggregate")

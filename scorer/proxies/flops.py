@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import prunable_layers, proxy
+from .base import prunable_layers
 
 
 def _macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -41,6 +41,5 @@ def count_macs(net: nn.Module, sample: torch.Tensor) -> int:
     return total
 
 
-@proxy("flops", "macs", description="multiply-accumulates of one forward pass of one sample", needs_labels=False)
 def flops(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(count_macs(net, inputs[:1]))

@@ -11,10 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import proxy
 from .probe import probe_for
-
-PAPER = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 
 
 def weight_gradients(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
@@ -22,7 +19,5 @@ def weight_gradients(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     return probe_for(net, inputs, targets).weight_gradients
 
 
-@proxy("grad_norm", "grad-norm", description="sum of the L2 norms of conv/linear weight gradients", paper=PAPER,
-       shares_forward=True)
 def grad_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(sum((g.detach().double().norm() for _, g in weight_gradients(net, inputs, targets)), 0.0))

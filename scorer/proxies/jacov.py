@@ -10,10 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import proxy
 from .probe import probe_for
 
-PAPER = "Mellor et al., Neural Architecture Search without Training, arXiv:2006.04647v1"
 K = 1e-5
 
 
@@ -25,9 +23,6 @@ def jacobian_score(jacobians: torch.Tensor) -> float:
     return float(-(torch.log(eigenvalues + K) + 1.0 / (eigenvalues + K)).sum())
 
 
-@proxy("jacov", "jacob_cov", description="eigen-spectrum of the correlation of input Jacobians (jacov)",
-       needs_labels=False, paper=PAPER,
-       shares_forward=True)
 def jacov(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     grad = probe_for(net, inputs, targets).input_gradient  # train mode, as the reference
     return jacobian_score(grad.reshape(len(inputs), -1))

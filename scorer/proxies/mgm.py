@@ -13,9 +13,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-from .base import per_sample_batchnorm, proxy, trainable_parameters
-
-PAPER = "Xu et al., KNAS: Green Neural Architecture Search, ICML 2021"
+from .base import per_sample_batchnorm, trainable_parameters
 
 
 def _squared_norm(tensors) -> torch.Tensor:
@@ -52,12 +50,10 @@ def per_sample_squared_norms(
     return torch.cat(norms)
 
 
-@proxy("mgm", "knas", description="mean of the Gram matrix of per-sample gradients (KNAS)", paper=PAPER)
 def mgm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(_squared_norm(mean_gradient(net, inputs, targets)))
 
 
-@proxy("mgm-offdiag", description="Gram-matrix mean over pairs i != j only (unbiased KNAS)", paper=PAPER)
 def mgm_offdiag(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     n = len(inputs)
     if n < 2:

@@ -12,10 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import proxy
 from .probe import RELU_KERNEL, probe_for
-
-PAPER = "Mellor et al., Neural Architecture Search without Training, ICML 2021"
 
 
 def activation_kernel(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -23,7 +20,5 @@ def activation_kernel(net: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     return probe_for(net, inputs, targets).forward(RELU_KERNEL).relu_kernel
 
 
-@proxy("naswot", "nwot", description="log|det| of the kernel of ReLU activation codes (NASWOT)",
-       needs_labels=False, paper=PAPER, records=(RELU_KERNEL,))
 def naswot(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(torch.linalg.slogdet(activation_kernel(net, inputs, targets)).logabsdet)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import proxy, trainable_parameters
+from .base import trainable_parameters
 
 
-@proxy("params", "param_count", description="number of trainable parameters", needs_labels=False)
 def params(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float(sum(p.numel() for p in trainable_parameters(net)))

@@ -15,9 +15,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .base import prunable_layers, proxy
-
-PAPER = "Tanaka et al., Pruning neural networks without any data by iteratively conserving synaptic flow, NeurIPS 2020"
+from .base import prunable_layers
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +35,6 @@ def batchnorm_off(net: nn.Module) -> Iterator[nn.Module]:
             del bn.forward  # falls back to the class's forward
 
 
-@proxy("synflow", description="synaptic flow: sum |w * dR/dw| of the |weights|, BN-free net on an all-ones input",
-       needs_labels=False, paper=PAPER)
 def synflow(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     net = copy.deepcopy(net).double().eval()  # eval: no BN left, and no dropout randomness
     with torch.no_grad():

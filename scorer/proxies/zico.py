@@ -13,10 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import proxy
 from .grad_norm import weight_gradients
-
-PAPER = "Li et al., ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on Gradients, ICLR 2023"
 
 
 def zico_score(per_batch: list[list[torch.Tensor]]) -> float:
@@ -32,7 +29,6 @@ def zico_score(per_batch: list[list[torch.Tensor]]) -> float:
     return score
 
 
-@proxy("zico", description="sum over layers of log(sum mean|g| / std(g)) across mini-batches (ZiCo)", paper=PAPER)
 def zico(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, splits: int = 2) -> float:
     if len(inputs) < splits:
         raise ValueError(f"zico needs at least {splits} samples")

@@ -1,4 +1,8 @@
-"""Search-space registry. Importing this package does not import torch."""
+"""Search-space registry. Importing this package does not import torch.
+
+A space object is pure Python up to `build` (which imports torch when called), so it is its
+own metadata: each is registered with itself as both the entry's info and its implementation.
+"""
 from __future__ import annotations
 
 from ..registry import Registry
@@ -7,10 +11,11 @@ from .mbv2 import MobileNetV2Space
 from .nats_sss import NatsSizeSpace
 from .nats_tss import NatsTopologySpace
 
-SPACES: Registry[SearchSpace] = Registry("search space")
-SPACES.add("nats-tss", NatsTopologySpace(), "nas-bench-201", "nb201")
-SPACES.add("nats-sss", NatsSizeSpace())
-SPACES.add("mbv2", MobileNetV2Space(), "mobilenetv2")
+SPACES: Registry[SearchSpace, SearchSpace] = Registry("search space")
+_TSS, _SSS, _MBV2 = NatsTopologySpace(), NatsSizeSpace(), MobileNetV2Space()
+SPACES.add(_TSS, _TSS, "nas-bench-201", "nb201")
+SPACES.add(_SSS, _SSS)
+SPACES.add(_MBV2, _MBV2, "mobilenetv2")
 
 
 def get_space(name: str) -> SearchSpace:

@@ -13,6 +13,7 @@ from scorer.data import (
     SPLITS,
     DatasetNotFoundError,
     clear_cache,
+    dataset_info,
     get_dataset,
     list_datasets,
     load_split,
@@ -22,7 +23,7 @@ from scorer.registry import UnknownNameError
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("KNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
-EMBEDDED = [n for n in list_datasets() if get_dataset(n).info.embedded]
+EMBEDDED = [n for n in list_datasets() if dataset_info(n).embedded]
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,7 @@ def _fresh_cache(monkeypatch: pytest.MonkeyPatch):
 
 
 def _check_split(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
-    info = get_dataset(name).info
+    info = dataset_info(name)
     assert x.dtype == torch.float32 and y.dtype == torch.int64
     assert x.ndim == 4 and tuple(x.shape[1:]) == info.in_shape
     assert y.shape == (x.shape[0],) and x.shape[0] > 0
@@ -70,7 +71,7 @@ def test_embedded_splits(name: str) -> None:
         x, y = load_split(name, split)
         _check_split(name, x, y)
         sizes[split] = len(y)
-        assert len(torch.unique(y)) == get_dataset(name).info.num_classes
+        assert len(torch.unique(y)) == dataset_info(name).num_classes
     assert sizes["train"] > sizes["valid"]
 
 
@@ -156,7 +157,7 @@ def test_cifar10_fake_files(tmp_path: Path) -> None:
     assert (len(y_tr), len(y_va), len(y_te)) == (90, 10, 20)
     assert y_tr.tolist() + y_va.tolist() == train_labels  # fixed order: valid = the last tenth
     # channel-planar decoding and normalisation of the first test pixel
-    info = get_dataset("cifar10").info
+    info = dataset_info("cifar10")
     expect = [(test_data[0, c * 1024] / 255 - info.mean[c]) / info.std[c] for c in range(3)]
     assert x_te[0, :, 0, 0].tolist() == pytest.approx(expect, abs=1e-5)
     first, again = probe_batch("cifar10", 8, 1, tmp_path), probe_batch("cifar10", 8, 1, tmp_path)

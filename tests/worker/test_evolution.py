@@ -72,9 +72,9 @@ def test_bred_children_stay_within_the_budget(store):
     spec = {**SPEC, "space": "mbv2", "dataset": "tiny", "proxy": {"name": "params", "batch_size": 4},
             "candidates": {"strategy": "evolution", "population": 4, "generations": 2, "children": 3},
             "constraints": {"max_params": 200_000}}
-    from scorer import catalog
+    from scorer.data import DATASETS
 
-    entry = catalog.dataset_entry("tiny")
+    entry = DATASETS.info("tiny")
     job_id = _run_local(store, spec)
     space = get_space("mbv2")
     rows = _candidates(store, job_id)

@@ -1,7 +1,8 @@
-"""/v1/spaces, /v1/proxies, /v1/datasets list exactly what the (torch-free) catalog has."""
+"""/v1/spaces, /v1/proxies, /v1/datasets list exactly what the (torch-free) registries hold."""
 from __future__ import annotations
 
-from scorer import catalog
+from scorer.data import DATASETS
+from scorer.proxies import PROXIES
 from scorer.spaces import SPACES
 
 
@@ -14,16 +15,16 @@ def test_spaces_match_the_registry(api):
         assert SPACES.get(name).validate(entry["example"])
 
 
-def test_proxies_match_the_catalog(api):
+def test_proxies_match_the_registry(api):
     proxies = {p["name"]: p for p in api.proxies()}
-    assert set(proxies) == set(catalog.PROXIES)
+    assert set(proxies) == set(PROXIES.names())
     assert "KNAS" in proxies["mgm"]["description"] and "knas" in proxies["mgm"]["aliases"]
 
 
 def test_datasets_say_what_is_present_on_this_server(api):
     datasets = {d["name"]: d for d in api.datasets()}
-    # the server process has no test-only "tiny" plug-in; everything else is the catalog's
-    assert set(datasets) == set(catalog.DATASETS) - {"tiny"}
+    # the server process has no test-only "tiny" plug-in; everything else is the registry's
+    assert set(datasets) == set(DATASETS.names()) - {"tiny"}
     assert datasets["digits"]["present"] and datasets["digits"]["embedded"]
     assert datasets["synthetic"]["present"]
     assert not datasets["cifar10"]["present"]  # the test server has no KNAS_DATA_DIR
