@@ -15,24 +15,19 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import numpy as np
+from scipy.stats import rankdata
+
 from .registry import PROXIES
 
 COMPONENTS = PROXIES.info("ensemble").components  # declared with its metadata (scorer/proxies/registry.py)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
-    """1-based ascending ranks with ties averaged (non-finite values rank lowest)."""
-    keyed = sorted(range(len(values)), key=lambda i: (math.isfinite(values[i]), values[i]))
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(keyed):
-        j = i
-        while j + 1 < len(keyed) and values[keyed[j + 1]] == values[keyed[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[keyed[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+    """1-based ascending ranks with ties averaged (scipy's `rankdata`); non-finite values (NaN, +-inf: a
+    component that diverged) rank lowest, tied with each other."""
+    x = np.asarray(values, dtype=np.float64)
+    return rankdata(np.where(np.isfinite(x), x, -np.inf), method="average").tolist()
 
 
 def aggregate(component_scores: Mapping[str, Sequence[float]]) -> list[float]:

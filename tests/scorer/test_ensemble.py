@@ -15,6 +15,7 @@ def test_ranks_ascending_with_ties_averaged_and_nonfinite_lowest():
     assert _ranks([3.0, 1.0, 2.0]) == [3.0, 1.0, 2.0]
     assert _ranks([1.0, 5.0, 5.0, 0.0]) == [2.0, 3.5, 3.5, 1.0]
     assert _ranks([float("-inf"), 0.0]) == [1.0, 2.0]
+    assert _ranks([2.0, float("nan"), float("inf"), 1.0]) == [4.0, 1.5, 1.5, 3.0]  # non-finite: lowest, tied
 
 
 def test_aggregate_is_the_sum_of_log_ranks():
