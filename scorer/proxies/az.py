@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .probe import BLOCK_OUTPUTS, probe_for
+from .probe import probe_for
 
 RADEMACHER_SEED = 0  # a fixed draw: the score must not depend on the caller's RNG
 
@@ -53,7 +53,7 @@ def spectral_entropy(feature: torch.Tensor) -> float:
 
 
 def block_entropies(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[float]:
-    outputs = probe_for(net, inputs, targets).forward(BLOCK_OUTPUTS).block_outputs
+    outputs = probe_for(net, inputs, targets).block_outputs()
     return [spectral_entropy(f) for f in outputs]
 
 
@@ -84,7 +84,7 @@ def progressivity(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -
 
 
 def trainability(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    outputs = probe_for(net, inputs, targets).forward(BLOCK_OUTPUTS).block_outputs
+    outputs = probe_for(net, inputs, targets).block_outputs()
     if len(outputs) < 2:
         raise ValueError("trainability needs a network of at least two blocks")
     scores, draws = [], {}

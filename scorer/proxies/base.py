@@ -61,6 +61,6 @@ def trainable_parameters(net: nn.Module) -> list[nn.Parameter]:
     return [p for p in net.parameters() if p.requires_grad]
 
 
-def prunable_layers(net: nn.Module) -> list[nn.Module]:
+def prunable_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     """Conv and linear layers: what the pruning-based proxies (snip, synflow, ...) score."""
     return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -6,13 +6,15 @@ out_elements * in_channels / groups * kh * kw, a Linear out_elements * in_featur
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from .base import prunable_layers
 
 
-def _macs(module: nn.Module, output: torch.Tensor) -> int:
+def _macs(module: nn.Conv2d | nn.Linear, output: torch.Tensor) -> int:
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         return output.numel() * (module.in_channels // module.groups) * kh * kw
@@ -23,7 +25,7 @@ def count_macs(net: nn.Module, sample: torch.Tensor) -> int:
     """MACs of `net(sample)`, `sample` a batch of one; the net's train/eval flags are restored."""
     total = 0
 
-    def count(module: nn.Module, args, output) -> None:
+    def count(module: nn.Conv2d | nn.Linear, args: tuple[Any, ...], output: torch.Tensor) -> None:
         nonlocal total
         total += _macs(module, output)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .probe import RELU_KERNEL, probe_for
+from .probe import probe_for
 
 
 def activation_kernel(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The n x n agreement kernel K (float64) of one train-mode forward of `inputs`."""
-    return probe_for(net, inputs, targets).forward(RELU_KERNEL).relu_kernel
+    return probe_for(net, inputs, targets).relu_kernel()
 
 
 def naswot(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:

@@ -90,6 +90,18 @@ class Probe:
             self.__dict__.pop("input_gradient", None)
         return self._forward
 
+    def relu_kernel(self) -> torch.Tensor:
+        """naswot's agreement kernel, from the shared forward (re-run if it did not record one)."""
+        kernel = self.forward(RELU_KERNEL).relu_kernel
+        assert kernel is not None  # a forward asked for RELU_KERNEL records it
+        return kernel
+
+    def block_outputs(self) -> list[torch.Tensor]:
+        """Each feature block's output, still in the graph, from the shared forward (re-run if needed)."""
+        outputs = self.forward(BLOCK_OUTPUTS).block_outputs
+        assert outputs is not None  # a forward asked for BLOCK_OUTPUTS records them
+        return outputs
+
     def _run_forward(self, records: frozenset[str]) -> Forward:
         net, n = self.net, len(self.inputs)
         hooks = []

@@ -18,8 +18,8 @@ from torch import nn
 from .base import prunable_layers
 
 
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x
+def _identity(input: torch.Tensor) -> torch.Tensor:  # named as in Module.forward, which it replaces
+    return input
 
 
 @contextmanager
