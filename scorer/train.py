@@ -23,12 +23,15 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+if TYPE_CHECKING:  # typing has TypeIs from 3.13 on; annotations are postponed, so this never runs
+    from typing_extensions import TypeIs
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +127,18 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def _is_split(data: Any) -> bool:
+def _is_split(data: Data) -> TypeIs[Split]:
+    """Whole tensors (inputs, targets); otherwise `data` is a Dataset."""
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
 
 
+def _dataset_len(dataset: Dataset) -> int:
+    """A map-style Dataset's length: ours define __len__, which the DataLoader's samplers need."""
+    return len(dataset)  # type: ignore[arg-type]  # the stub has no __len__: torch makes it optional
+
+
 def _size(data: Data) -> int:
-    return len(data[1]) if _is_split(data) else len(data)
+    return len(data[1]) if _is_split(data) else _dataset_len(data)
 
 
 def _batches(data: Data, batches: list[torch.Tensor], num_workers: int, seed: int) -> Iterator[Split]:
@@ -175,7 +184,7 @@ def evaluate(net: nn.Module, data: Data, batch_size: int, device: torch.device,
 
 def _check_split(name: str, data: Data) -> None:
     if not _is_split(data):
-        if len(data) == 0:
+        if _dataset_len(data) == 0:
             raise ValueError(f"{name} split is empty")
         x, _ = data[0]
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
