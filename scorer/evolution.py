@@ -68,7 +68,8 @@ def breed(space: SearchSpace, fitness: Mapping[str, float], seen: set[str], *, c
     while len(out) < children:
         for _ in range(tries_per_child):
             first = tournament(pool, fitness, tournament_size, rng)
-            genes, parents = space.genes(first), (first,)
+            genes = space.genes(first)
+            parents: tuple[str, ...] = (first,)
             if crossover_rate and len(pool) > 1 and rng.random() < crossover_rate:
                 second = tournament([a for a in pool if a != first], fitness, tournament_size, rng)
                 genes, parents = crossover(genes, space.genes(second), rng), (first, second)

@@ -186,7 +186,7 @@ def render_card(card: dict) -> str:
            f"- Multiply-accumulates per image (FLOPs): {_fmt(card.get('flops'))}", ""]
 
     inp = _group(card, "input")
-    pre = inp.get("preprocessing") if isinstance(inp.get("preprocessing"), dict) else {}
+    pre = _group(inp, "preprocessing")
     out += ["## Input", "", *_rows(inp, GROUPS["input"][1], skip=("preprocessing",)), "",
             "Preprocessing, in this order:", "", *_rows(pre, PREPROCESSING_KEYS), ""]
 

@@ -329,7 +329,7 @@ def list_split(summary: FolderSummary, split: str) -> list[tuple[str, int]]:
 
 def _all_image_files(root: Path) -> list[str]:
     """Every image file a scan would consider, relative and sorted (lenient: no errors)."""
-    out = []
+    out: list[str] = []
     for split in FOLDER_SPLITS:
         split_dir = root / split
         if split_dir.is_dir():

@@ -49,8 +49,8 @@ def load_image(
     mean: Sequence[float], std: Sequence[float],
 ) -> torch.Tensor:
     """One image as float32 C×S×S, exactly as described by PREPROCESSING."""
-    with Image.open(path) as im:
-        im = im.convert("RGB" if channels == 3 else "L")
+    with Image.open(path) as opened:
+        im = opened.convert("RGB" if channels == 3 else "L")
     x = TF.pil_to_tensor(im)
     x = TF.resize(x, [image_size, image_size], interpolation=InterpolationMode.BILINEAR,
                   antialias=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from .base import InvalidArchError, SearchSpace
 
@@ -49,6 +49,12 @@ FIELDS = ("d", "w", "e", "k")  # the canonical order of a stage's fields
 EXAMPLE = "d1-w16-e1-k3|d2-w24-e6-k3|d3-w40-e6-k5|d3-w80-e6-k3|d2-w128-e6-k7|h1024"
 
 Stage = tuple[int, int, int, int]  # (depth, width, expansion, kernel)
+
+
+def _stage(values: Iterable[int]) -> Stage:
+    """A stage from its four field values in FIELDS order."""
+    d, w, e, k = values
+    return d, w, e, k
 
 
 def _choices(stage: int) -> dict[str, tuple[int, ...]]:
@@ -200,7 +206,7 @@ class MobileNetV2Space(SearchSpace):
         stages = []
         for s in range(len(STAGES)):
             choices = _choices(s)
-            stages.append(tuple(choices[f][digits[4 * s + i]] for i, f in enumerate(FIELDS)))
+            stages.append(_stage(choices[f][digits[4 * s + i]] for i, f in enumerate(FIELDS)))
         return format_arch(stages, HEADS[digits[-1]])
 
     def index(self, arch: str) -> int:
@@ -227,7 +233,7 @@ class MobileNetV2Space(SearchSpace):
 
     def draw(self, rng: random.Random) -> str:
         """One arch drawn uniformly."""
-        stages = [tuple(rng.choice(_choices(s)[f]) for f in FIELDS) for s in range(len(STAGES))]
+        stages = [_stage(rng.choice(_choices(s)[f]) for f in FIELDS) for s in range(len(STAGES))]
         return format_arch(stages, rng.choice(HEADS))
 
     def gene_sizes(self) -> tuple[int, ...]:
@@ -239,7 +245,7 @@ class MobileNetV2Space(SearchSpace):
         return (*out, HEADS.index(head))
 
     def from_genes(self, genes: Sequence[int]) -> str:
-        stages = [tuple(_choices(s)[f][genes[4 * s + i]] for i, f in enumerate(FIELDS)) for s in range(len(STAGES))]
+        stages = [_stage(_choices(s)[f][genes[4 * s + i]] for i, f in enumerate(FIELDS)) for s in range(len(STAGES))]
         return format_arch(stages, HEADS[genes[-1]])
 
     def cheapest_arch(self) -> str:
