@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.effective_database_url)  # runs migrations: the schema is always current
+        # The embedded store is migrated on open; a service database is only checked (`knas db upgrade`
+        # migrates it; `knas serve` checked it already, so a stale schema is one line, not this traceback).
+        store = Store(settings.effective_database_url)
         if settings.embedded:  # one local admin; clients on this host read its token from HOME/token
             token_file = ensure_local_user(store, settings.home)
             log.warning("embedded mode: single local user %r (admin); its API token is in %s", LOCAL_USER, token_file)

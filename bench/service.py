@@ -70,9 +70,10 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KNAS_")}
         env.update(KNAS_DATABASE_URL=self.url, KNAS_BROKER_URL=REDIS, KNAS_CHUNK_SIZE=str(chunk_size), KNAS_DEVICE="cpu",
                    OMP_NUM_THREADS="1" if workers > 1 else "2")
-        from models import Store
+        from models import Store, migrate
         from models.users import add_user
 
+        migrate(self.url)  # `knas db upgrade`: the API and the workers only check the schema
         store = Store(self.url)
         self.headers = {"Authorization": f"Bearer {add_user(store, 'bench', admin=True)}"}
         store.dispose()
@@ -237,7 +238,7 @@ def seed_mid_scoring(stack: Stack, scored_share: float = 0.5) -> str:
     from models import Store
     from worker.jobs import create_job
 
-    store = Store(stack.url, migrate=False)
+    store = Store(stack.url, check_schema=False)
     spec = JobSpec.model_validate({"space": "nats-tss", "dataset": "synthetic", "candidates": {"strategy": "all"},
                                    "proxy": {"name": "mgm", "batch_size": 16}, "top_k": 5, "final": {"mode": "none"}})
     job_id = create_job(store, spec, owner="bench")
@@ -262,7 +263,7 @@ def explain_page(stack: Stack, job_id: str) -> str:
     from models import Store
     from models.queries import ranked_candidates_query
 
-    store = Store(stack.url, migrate=False)
+    store = Store(stack.url, check_schema=False)
     query = ranked_candidates_query(job_id, limit=25, offset=0)
     sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
     with store.engine.connect() as c:

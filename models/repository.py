@@ -5,18 +5,23 @@ race, be redelivered or run twice is decided here, by the WHERE clause of one st
 rule "whoever gets there first wins, everyone else sees False" lives next to the columns it
 guards. Each function takes the caller's Session: the transaction (what commits together, e.g. a
 score and the counter that counts it) stays the caller's choice, as in optuna's `_rdb` storage.
+
+Leases, heartbeats and the progress clock are the database's clock (models/clock.py): written with
+`db_now()` and compared in the WHERE clause with `db_ago(seconds)`, so hosts whose clocks differ
+agree on what is stale.
 """
 from __future__ import annotations
 
 import functools
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterable, cast
 
 from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .base import changed, utcnow
+from .clock import db_ago, db_now
 from .tables import RETRAIN, Candidate, Job, Training
 
 # ---------------------------------------------------------------- job state
@@ -27,7 +32,7 @@ def transition(session: Session, job_id: str, from_states: Iterable[str], to_sta
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.status.in_(tuple(from_states)), *conditions)
-        .values(status=to_state, updated_at=utcnow(), **values)
+        .values(status=to_state, updated_at=db_now(), **values)
         .execution_options(synchronize_session=False)
     )
     return changed(session, stmt) == 1
@@ -59,7 +64,7 @@ def _stamp(job: Job, stage: str, edge: str) -> None:
 
 def touch(session: Session, job_id: str) -> None:
     """Record progress on the job: the sweep's leases and stall deadline count from updated_at."""
-    session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow())
+    session.execute(update(Job).where(Job.id == job_id).values(updated_at=db_now())
                     .execution_options(synchronize_session=False))
 
 
@@ -105,12 +110,12 @@ def _store_score(columns: tuple[str, ...]):
 
 @functools.lru_cache(maxsize=1)
 def _count_statement():
-    """candidates_scored += :scored_, candidates_failed += :failed_ on one job, built once."""
+    """candidates_scored += :scored_, candidates_failed += :failed_ on one job (progress: updated_at), built once."""
     jobs = _table(Job)
     return (update(jobs).where(jobs.c.id == bindparam("job_id_"))
             .values(candidates_scored=jobs.c.candidates_scored + bindparam("scored_"),
                     candidates_failed=jobs.c.candidates_failed + bindparam("failed_"),
-                    updated_at=bindparam("now_", type_=jobs.c.updated_at.type)))
+                    updated_at=db_now()))
 
 
 def record_score(session: Session, job_id: str, candidate_id: int, values: dict[str, Any]) -> bool:
@@ -127,7 +132,7 @@ def record_scores(session: Session, job_id: str, outcomes: list[tuple[int, dict[
     the rows they count (one UPDATE for the batch), so progress stays exact under redelivery and
     crashes.
     """
-    now = utcnow()
+    now = utcnow()  # scored_at: shown, never compared
     connection = session.connection()
     stored: set[int] = set()
     counts = {"scored": 0, "failed": 0}
@@ -138,8 +143,8 @@ def record_scores(session: Session, job_id: str, outcomes: list[tuple[int, dict[
             stored.add(candidate_id)
             counts["scored" if values["status"] == "scored" else "failed"] += 1
     if stored:
-        connection.execute(_count_statement(), {"job_id_": job_id, "now_": now,
-                                                "scored_": counts["scored"], "failed_": counts["failed"]})
+        connection.execute(_count_statement(), {"job_id_": job_id, "scored_": counts["scored"],
+                                                "failed_": counts["failed"]})
     return stored
 
 
@@ -151,7 +156,7 @@ def claim_generation(session: Session, job_id: str, generation: int) -> bool:
     pending = exists().where(Candidate.job_id == job_id, Candidate.status == "pending")
     return changed(session, update(Job).where(Job.id == job_id, Job.status == "scoring",
                                              Job.generation == generation, ~pending)
-                           .values(generation=generation + 1, updated_at=utcnow())
+                           .values(generation=generation + 1, updated_at=db_now())
                            .execution_options(synchronize_session=False)) == 1
 
 
@@ -166,9 +171,9 @@ def write_ranks(session: Session, job_id: str) -> None:
 
 # ---------------------------------------------------------------- training
 
-def stale_heartbeat(cutoff: datetime):
-    """A running training whose worker has not beaten since `cutoff` (or never): its lease is lost."""
-    return or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < cutoff)
+def stale_heartbeat(lease_seconds: float):
+    """A training whose worker has not beaten for `lease_seconds` by the database's clock (or never)."""
+    return or_(Training.heartbeat_at.is_(None), Training.heartbeat_at < db_ago(lease_seconds))
 
 
 def claim_training(session: Session, training_id: int, worker: str, lease_seconds: float) -> int | None:
@@ -177,12 +182,11 @@ def claim_training(session: Session, training_id: int, worker: str, lease_second
     Returns the new attempt number (it fences the previous holder: its writes match on the
     attempt and stop), or None when someone else holds it.
     """
-    now = utcnow()
     claimable = or_(Training.status == "pending",
-                    and_(Training.status == "running", stale_heartbeat(now - timedelta(seconds=lease_seconds))))
+                    and_(Training.status == "running", stale_heartbeat(lease_seconds)))
     claimed = changed(session,
         update(Training).where(Training.id == training_id, claimable)
-        .values(status="running", started_at=now, heartbeat_at=now, worker=worker,
+        .values(status="running", started_at=db_now(), heartbeat_at=db_now(), worker=worker,
                 attempts=Training.attempts + 1, error=None)
         .execution_options(synchronize_session=False)
     )
@@ -197,7 +201,7 @@ def finish_training(session: Session, job_id: str, training_id: int, attempt: in
     stored = changed(session,
         update(Training).where(Training.id == training_id, Training.status == "running",
                                Training.attempts == attempt)
-        .values(finished_at=utcnow(), **values)
+        .values(finished_at=db_now(), **values)
     )
     if stored and mode != RETRAIN:  # counted with the change it counts (the top-k only)
         counter = Job.trainings_done if values["status"] == "done" else Job.trainings_failed
@@ -211,28 +215,29 @@ def renew_training_lease(session: Session, training_id: int, attempt: int) -> bo
     return changed(session,
         update(Training).where(Training.id == training_id, Training.status == "running",
                                Training.attempts == attempt)
-        .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)) == 1
+        .values(heartbeat_at=db_now()).execution_options(synchronize_session=False)) == 1
 
 
-def release_stale_training(session: Session, training_id: int, attempt: int, cutoff: datetime) -> bool:
-    """Put a running training back to pending if its heartbeat is older than `cutoff` (its worker died).
+def release_stale_training(session: Session, training_id: int, attempt: int, lease_seconds: float) -> bool:
+    """Put a running training back to pending if its heartbeat is older than the lease (its worker died).
 
     False when its worker beat in the meantime, or another sweeper got there first.
     """
     return changed(session,
         update(Training).where(Training.id == training_id, Training.status == "running",
-                               Training.attempts == attempt, stale_heartbeat(cutoff))
+                               Training.attempts == attempt, stale_heartbeat(lease_seconds))
         .values(status="pending").execution_options(synchronize_session=False)) == 1
 
 
-def claim_sweep(session: Session, job_id: str, status: str, now: datetime, cutoff: datetime,
-                need_idle: bool = True) -> bool:
-    """Take this lease period's re-enqueue of a job: exactly one sweeper wins, and only if still idle."""
+def claim_sweep(session: Session, job_id: str, status: str, lease_seconds: float, need_idle: bool = True) -> bool:
+    """Take this lease period's re-enqueue of a job: exactly one sweeper wins, and only if still idle
+    (no progress and no sweep for `lease_seconds`; `need_idle=False`: no sweep only)."""
+    cutoff = db_ago(lease_seconds)
     conditions = [Job.id == job_id, Job.status == status, or_(Job.swept_at.is_(None), Job.swept_at < cutoff)]
     if need_idle:
         conditions.append(Job.updated_at < cutoff)
     return changed(session,
         update(Job).where(and_(*conditions))
-        .values(swept_at=now, updated_at=Job.updated_at)  # a sweep is not progress: keep the stall clock
+        .values(swept_at=db_now(), updated_at=Job.updated_at)  # a sweep is not progress: keep the stall clock
         .execution_options(synchronize_session=False)
     ) == 1

@@ -10,6 +10,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, new_id, utcnow
+from .clock import db_now
 
 from .states import (  # noqa: F401  (the store's names for them)
     ACTIVE_STATES, CANDIDATE_STATES, FINAL_STATES, JOB_STATES, TRAINING_STATES, CandidateState, JobState,
@@ -37,6 +38,9 @@ class User(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("owner", "idempotency_key"),)
+    # updated_at is the database's clock: an INSERT/UPDATE through the ORM reads it back (RETURNING), so a
+    # Job used after its session closed still has it.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -49,7 +53,7 @@ class Job(Base):
     n_candidates: Mapped[int] = mapped_column(Integer, default=0)
     top_k: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=db_now(), onupdate=db_now())  # the database's clock
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # stage -> {started, finished, seconds}
@@ -57,6 +61,7 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # updated_at doubles as the job's progress clock (every stored score, epoch and transition touches it);
     # swept_at is when the sweep last re-enqueued its work, so lost work is re-sent once per lease, not per sweep.
+    # Both are the database's clock (models/clock.py), as are trainings.heartbeat_at and workers.last_seen.
     swept_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The client's Idempotency-Key header: a repeated POST with the same key returns this job.
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
@@ -154,7 +159,7 @@ class Worker(Base):
     device: Mapped[str] = mapped_column(String(64))
     current_job: Mapped[str | None] = mapped_column(String(36))
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, default=db_now(), index=True)  # the database's clock
 
 
 class DatasetRecord(Base):

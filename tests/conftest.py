@@ -56,8 +56,21 @@ def _service_missing(what: str, error: Exception):
 
 
 @pytest.fixture
-def pg_url():
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def pg_url(empty_pg_url):
+    """A fresh PostgreSQL database for one test at this knas's schema, dropped afterwards.
+
+    Upgraded as a service database is, explicitly (`models.migrate`, what `knas db upgrade` runs) before
+    any API, worker or store opens it: they only check its revision.
+    """
+    from models import migrate
+
+    migrate(empty_pg_url)
+    return empty_pg_url
+
+
+@pytest.fixture
+def empty_pg_url():
+    """A fresh, empty PostgreSQL database (no schema yet) for one test, dropped afterwards."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -100,7 +113,7 @@ def redis_url():
 # files mark themselves). `pytest -m "not live and not service and not browser and not slow"` is
 # the fast lane (README.md).
 _LANE_FIXTURES = {
-    "service": {"pg_url", "redis_url", "pg_cluster", "stack", "module_stack"},
+    "service": {"pg_url", "empty_pg_url", "redis_url", "pg_cluster", "stack", "module_stack"},
     "live": {"embedded_server", "dashboard_server", "start_server", "pg_server", "pg_server_with_broker",
              "start_worker", "finished_job", "api", "http"},
     "browser": {"chromium", "open_browser"},

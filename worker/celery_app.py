@@ -2,11 +2,12 @@
 
 Only a worker imports those two (`include`): a process that merely sends tasks by name (the API's
 CeleryQueue) loads neither the tasks nor the pipeline. Here is only `worker_init` (main process,
-before the pool forks): import KNAS_PLUGINS, migrate the store.
+before the pool forks): import KNAS_PLUGINS, check the store's schema.
 """
 from __future__ import annotations
 
 import logging
+import sys
 
 from celery import Celery
 from celery.signals import worker_init
@@ -29,34 +30,19 @@ def _on_worker_init(**_kwargs) -> None:
     names = load_plugins(settings)
     if names:
         log.info("plug-ins loaded: %s", ", ".join(names))
-    migrate_store(settings.effective_database_url)
+    check_store(settings.effective_database_url)
 
 
-def migrate_store(url: str) -> None:
-    """Bring the schema up to date once per node; on PostgreSQL under an advisory lock, so nodes
-    starting together on a fresh database do not race to create the same tables."""
-    from sqlalchemy import text
+def check_store(url: str) -> None:
+    """Stop the node before it takes a task when the store's schema is not this knas's (`models.ensure_schema`:
+    a service database is only checked; `knas db upgrade` migrates it), with one line naming what to run.
 
-    from models import upgrade
-    from models.db import make_engine
+    Celery logs (and ignores) an exception a signal handler raises, so this exits itself.
+    """
+    from models import SchemaError, ensure_schema
 
-    if not url.startswith("postgresql"):
-        upgrade(url)
-        return
-    from sqlalchemy.exc import ProgrammingError
-
-    engine = make_engine(url)
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(424242)"))
-            try:
-                upgrade(url)
-            except ProgrammingError as error:  # the least-privilege worker role may not change the schema
-                raise RuntimeError(
-                    "the database schema is older than this knas and this connection may not upgrade it "
-                    f"({type(error.orig).__name__}); run `knas db upgrade` (then `knas db roles`) as the database "
-                    "owner, then start the workers again") from None
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(424242)"))
-    finally:
-        engine.dispose()
+        ensure_schema(url)
+    except SchemaError as error:
+        print(f"knas worker: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None

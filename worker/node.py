@@ -6,7 +6,7 @@
 - worker_shutdown: stop it and clear the node's current job.
 
 Imported by the worker only (worker/celery_app.py's `include`), never by a process that merely
-sends tasks; `worker_init` (plug-ins, migrations: before anything is imported) stays in
+sends tasks; `worker_init` (plug-ins, the schema check: before anything is imported) stays in
 worker/celery_app.py.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def reported_device(settings: Any) -> str:
 def start_for_worker(node_name: str) -> Heartbeat:
     """Start this node's heartbeat + sweep thread (called on `worker_ready`, in the main process)."""
     settings = get_settings()
-    store = Store(settings.effective_database_url, migrate=False)
+    store = Store(settings.effective_database_url, check_schema=False)
     _state["store"] = store
 
     def run_sweep() -> None:

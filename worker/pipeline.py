@@ -21,6 +21,7 @@ import scorer
 from knas.jobspec import JobSpec, TrainStage
 from knas.result import CandidateSummary, Cut, ExportInfo, JobResult, NearTie, Retraining
 from models import RETRAIN, Candidate, Job, Store, Training, Worker, repository, utcnow
+from models.clock import db_now
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
 
@@ -505,7 +506,7 @@ def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_pr
                 save_checkpoint(state, artifacts.path(relative))
                 training.artifact, training.checkpoint_epoch = relative, state["epoch"]
             training.epochs = list(state["epochs"])
-            training.heartbeat_at = utcnow()
+            training.heartbeat_at = db_now()  # the database's clock, as every lease (models/clock.py)
             repository.touch(session, job_id)
         return True
 

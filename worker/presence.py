@@ -3,7 +3,7 @@
 A Celery node runs the thread in its main process (started on `worker_ready`, worker/node.py; with
 the prefork pool the tasks run in child processes, so a long task never delays a heartbeat). Every
 KNAS_SWEEP_INTERVAL seconds it upserts the row (name = the Celery node name, e.g. `gpu1@host`;
-hostname; device; last_seen) and runs the sweep (worker/sweep.py), so a cluster with any live
+hostname; device; last_seen, by the database's clock: models/clock.py) and runs the sweep (worker/sweep.py), so a cluster with any live
 worker re-enqueues stranded work and fails stalled jobs with no beat process. Tasks set and clear
 `current_job` themselves (`set_current_job` / `clear_current_job`); the in-process runner records
 itself as a worker too.
@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from datetime import datetime
 from typing import Any, Callable
 
 from sqlalchemy import update
 
-from models import Store, Worker, utcnow
+from models import Store, Worker
+from models.clock import db_now
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,12 @@ _UNSET: Any = object()
 
 
 def record(store: Store, name: str, *, hostname: str | None = None, device: str | None = None,
-           current_job: str | None = _UNSET, starting: bool = False, update_device: bool = True,
-           now: datetime | None = None) -> None:
+           current_job: str | None = _UNSET, starting: bool = False, update_device: bool = True) -> None:
     """Upsert the worker's row: insert on first sight, otherwise refresh last_seen (and what is given).
 
     `starting` resets started_at and current_job (a restarted node has no job yet).
     """
-    now = now or utcnow()
-    values: dict[str, Any] = {"last_seen": now}
+    values: dict[str, Any] = {"last_seen": db_now()}
     if hostname is not None:
         values["hostname"] = hostname[:128]
     if device is not None and update_device:
@@ -43,10 +41,10 @@ def record(store: Store, name: str, *, hostname: str | None = None, device: str 
     if current_job is not _UNSET:
         values["current_job"] = current_job
     if starting:
-        values["started_at"] = now
+        values["started_at"] = db_now()
         values.setdefault("current_job", None)
     insert_values = {"name": name[:128], "hostname": (hostname or socket.gethostname())[:128],
-                     "device": (device or "unknown")[:64], "started_at": now, **values}
+                     "device": (device or "unknown")[:64], "started_at": db_now(), **values}
     with store.session() as session:
         dialect = session.get_bind().dialect.name
         if dialect == "postgresql":
@@ -71,7 +69,7 @@ def clear_current_job(store: Store, name: str, job_id: str) -> None:
     try:
         with store.session() as session:
             session.execute(update(Worker).where(Worker.name == name, Worker.current_job == job_id)
-                            .values(current_job=None, last_seen=utcnow()))
+                            .values(current_job=None, last_seen=db_now()))
     except Exception:  # noqa: BLE001
         log.warning("could not clear current job of %s", name, exc_info=True)
 

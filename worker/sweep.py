@@ -5,10 +5,12 @@ KNAS_SWEEP_INTERVAL seconds (there is no beat process to forget to start), and t
 `knas.sweep` task runs it on demand. What to enqueue is handed to a callable
 `enqueue(task_name, args, job_priority)`, so tests capture it instead of a broker.
 
-Clocks:
+Clocks (all of them the database's, models/clock.py: the sweeping host's own clock is never read,
+so nodes whose clocks differ agree on what is stale):
 - a job's progress clock is `jobs.updated_at`: the pipeline touches it on every transition,
   every stored score, every training claim and every trained epoch;
-- a training's liveness is `trainings.heartbeat_at` (set on claim and after each epoch);
+- a training's liveness is `trainings.heartbeat_at` (set on claim, after each epoch and by the
+  lease thread of the process that trains it);
 - `jobs.swept_at` is when a sweep last re-enqueued the job's work. Re-enqueueing needs
   `updated_at` AND `swept_at` older than the lease, claimed with one conditional UPDATE, so
   lost work is re-sent once per lease however many workers sweep, and a sweep never counts as
@@ -38,9 +40,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
-from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, repository, utcnow
+from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, repository
+from models.clock import db_ago, db_now
 
 from .flow import ChunkScored, Message, Task, follow_up, recover
 from .jobs import fail_job
@@ -65,33 +68,30 @@ class SweepReport:
 
 
 def sweep(store: Store, enqueue: Enqueue, *, lease_seconds: float, stall_timeout: float, chunk_size: int,
-          window: int | None = None, now: datetime | None = None) -> SweepReport:
+          window: int | None = None) -> SweepReport:
     """Run every rule once. Safe to run concurrently from many workers."""
-    now = now or utcnow()
     report = SweepReport()
-    fail_stalled(store, stall_timeout, now=now, report=report)
-    reset_stale_trainings(store, enqueue, lease_seconds, now=now, report=report)
-    requeue_scoring(store, enqueue, lease_seconds, chunk_size, window, now=now, report=report)
-    requeue_stranded(store, enqueue, lease_seconds, now=now, report=report)
+    fail_stalled(store, stall_timeout, report=report)
+    reset_stale_trainings(store, enqueue, lease_seconds, report=report)
+    requeue_scoring(store, enqueue, lease_seconds, chunk_size, window, report=report)
+    requeue_stranded(store, enqueue, lease_seconds, report=report)
     return report
 
 
-def sweep_with_settings(store: Store, enqueue: Enqueue, settings: Any, now: datetime | None = None) -> SweepReport:
+def sweep_with_settings(store: Store, enqueue: Enqueue, settings: Any) -> SweepReport:
     return sweep(store, enqueue, lease_seconds=settings.lease_seconds, stall_timeout=settings.stall_timeout,
-                 chunk_size=settings.chunk_size, window=settings.fanout_window, now=now)
+                 chunk_size=settings.chunk_size, window=settings.fanout_window)
 
 
 # ---------------------------------------------------------------- rule 1: scoring
 
 def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_size: int,
-                    window: int | None = None, now: datetime | None = None,
-                    report: SweepReport | None = None) -> SweepReport:
+                    window: int | None = None, report: SweepReport | None = None) -> SweepReport:
     """`window` chunks are handed out again (None: all pending), as `start_job` hands them out."""
     from .pipeline import finish_scoring, hand_out, next_generation, redispatch  # the pipeline's exactly-once steps
 
-    now, report = now or utcnow(), report or SweepReport()
-    cutoff = now - timedelta(seconds=lease_seconds)
-    for job_id, priority, updated_at, swept_at in _jobs(store, JobState.SCORING):
+    report = report or SweepReport()
+    for job_id, priority, updated_at, idle, _unswept in _jobs(store, JobState.SCORING, lease_seconds):
         try:
             with store.session() as session:
                 pending = session.scalars(select(Candidate.id).where(
@@ -104,7 +104,7 @@ def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_
                     report.moved_to_ranking.append(job_id)
                     _send(enqueue, report, follow_up(ChunkScored(job_id, finished=True)), priority)
                 continue
-            if not _idle(updated_at, swept_at, cutoff) or not _claim(store, job_id, JobState.SCORING, now, cutoff):
+            if not idle or not _claim(store, job_id, JobState.SCORING, lease_seconds):
                 continue
             log.warning("job %s: no scoring progress since %s; re-dispatching its %d pending candidates",
                         job_id, updated_at, len(pending))
@@ -117,11 +117,10 @@ def requeue_scoring(store: Store, enqueue: Enqueue, lease_seconds: float, chunk_
 
 # ---------------------------------------------------------------- rule 2: trainings
 
-def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, now: datetime | None = None,
+def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float,
                           report: SweepReport | None = None) -> SweepReport:
-    now, report = now or utcnow(), report or SweepReport()
-    cutoff = now - timedelta(seconds=lease_seconds)
-    stale_heartbeat = repository.stale_heartbeat(cutoff)
+    report = report or SweepReport()
+    stale_heartbeat = repository.stale_heartbeat(lease_seconds)
     with store.session() as session:
         rows = session.execute(
             select(Training.id, Training.job_id, Training.candidate_id, Training.attempts, Training.worker,
@@ -133,7 +132,7 @@ def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, 
     for training_id, job_id, candidate_id, attempts, worker, priority in rows:
         try:
             with store.session() as session:
-                reset = repository.release_stale_training(session, training_id, attempts, cutoff)
+                reset = repository.release_stale_training(session, training_id, attempts, lease_seconds)
             if not reset:  # its worker beat in the meantime, or another sweep got there first
                 continue
             log.warning("training %s (job %s) lost its worker %s; re-enqueued", training_id, job_id, worker)
@@ -147,16 +146,16 @@ def reset_stale_trainings(store: Store, enqueue: Enqueue, lease_seconds: float, 
 
 # ---------------------------------------------------------------- rule 3: lost start/rank/train/finalise
 
-def requeue_stranded(store: Store, enqueue: Enqueue, lease_seconds: float, now: datetime | None = None,
+def requeue_stranded(store: Store, enqueue: Enqueue, lease_seconds: float,
                      report: SweepReport | None = None) -> SweepReport:
-    now, report = now or utcnow(), report or SweepReport()
-    cutoff = now - timedelta(seconds=lease_seconds)
+    report = report or SweepReport()
     for status in (JobState.QUEUED, JobState.RANKING, JobState.TRAINING):
-        for job_id, priority, updated_at, swept_at in _jobs(store, status):
+        for job_id, priority, updated_at, idle, unswept in _jobs(store, status, lease_seconds):
             try:
                 if status == JobState.TRAINING:
-                    _requeue_training(store, enqueue, report, job_id, priority, updated_at, swept_at, now, cutoff)
-                elif _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, status, now, cutoff):
+                    _requeue_training(store, enqueue, report, job_id, priority, updated_at, idle, unswept,
+                                      lease_seconds)
+                elif idle and _claim(store, job_id, status, lease_seconds):
                     messages = recover(job_id, status)
                     log.warning("job %s %s since %s; re-enqueueing %s", job_id, status.value, updated_at,
                                 ", ".join(m.task.value for m in messages))
@@ -166,18 +165,18 @@ def requeue_stranded(store: Store, enqueue: Enqueue, lease_seconds: float, now: 
     return report
 
 
-def _requeue_training(store, enqueue, report, job_id, priority, updated_at, swept_at, now, cutoff) -> None:
+def _requeue_training(store, enqueue, report, job_id, priority, updated_at, idle, unswept, lease_seconds) -> None:
     with store.session() as session:
         open_rows = session.execute(select(Training.candidate_id, Training.status).where(
             Training.job_id == job_id, Training.status.in_(OPEN_TRAINING_STATES)).order_by(Training.candidate_id)).all()
     if not open_rows:  # every training ended, but `finalise` never ran (or its message was lost)
-        if swept_at is None or swept_at < cutoff:
-            if _claim(store, job_id, JobState.TRAINING, now, cutoff, need_idle=False):
+        if unswept:
+            if _claim(store, job_id, JobState.TRAINING, lease_seconds, need_idle=False):
                 _send(enqueue, report, recover(job_id, JobState.TRAINING, open_trainings=0), priority)
         return
     sent = {args[1] for task, args in report.enqueued if task == Task.TRAIN and args[0] == job_id}
     pending = [cid for cid, status in open_rows if status == TrainingState.PENDING and cid not in sent]  # rule 2 sent those
-    if pending and _idle(updated_at, swept_at, cutoff) and _claim(store, job_id, JobState.TRAINING, now, cutoff):
+    if pending and idle and _claim(store, job_id, JobState.TRAINING, lease_seconds):
         log.warning("job %s: no training progress since %s; re-enqueueing %d trainings", job_id, updated_at,
                     len(pending))
         _send(enqueue, report, recover(job_id, JobState.TRAINING, pending_trainings=pending,
@@ -186,21 +185,19 @@ def _requeue_training(store, enqueue, report, job_id, priority, updated_at, swep
 
 # ---------------------------------------------------------------- rule 4: stalled jobs fail
 
-def fail_stalled(store: Store, stall_timeout: float, now: datetime | None = None,
-                 report: SweepReport | None = None) -> SweepReport:
-    now, report = now or utcnow(), report or SweepReport()
-    cutoff = now - timedelta(seconds=stall_timeout)
+def fail_stalled(store: Store, stall_timeout: float, report: SweepReport | None = None) -> SweepReport:
+    report = report or SweepReport()
     with store.session() as session:
-        rows = session.execute(select(Job.id, Job.status, Job.updated_at)
-                               .where(Job.status.in_(STARTED), Job.updated_at < cutoff)).all()
-    for job_id, status, updated_at in rows:
+        rows = session.execute(select(Job.id, Job.status, Job.updated_at, db_now())
+                               .where(Job.status.in_(STARTED), Job.updated_at < db_ago(stall_timeout))).all()
+    for job_id, status, updated_at, now in rows:
         try:
             reason = (f"stalled in {status}: no progress for {_age(now - updated_at)} "
                       f"(KNAS_STALL_TIMEOUT={stall_timeout:g} s); last progress {updated_at.isoformat(timespec='seconds')} "
                       f"UTC; last worker: {_last_worker(store, job_id, status)}")
             with store.session() as session:  # re-check under the same condition: progress may just have happened
                 still = session.scalar(select(Job.id).where(Job.id == job_id, Job.status == status,
-                                                            Job.updated_at < cutoff))
+                                                            Job.updated_at < db_ago(stall_timeout)))
             if still and fail_job(store, job_id, reason):
                 log.error("job %s failed: %s", job_id, reason)
                 report.failed[job_id] = reason
@@ -230,20 +227,22 @@ def _last_worker(store: Store, job_id: str, status: str) -> str:
 
 # ---------------------------------------------------------------- helpers
 
-def _jobs(store: Store, status: str) -> list[tuple[str, int, datetime, datetime | None]]:
+def _jobs(store: Store, status: str, lease_seconds: float) -> list[tuple[str, int, datetime, bool, bool]]:
+    """(id, priority, updated_at, idle, unswept) of the jobs in `status`, by the database's clock: `unswept`
+    = not swept within the lease, `idle` = that and no progress within it either. Only a hint of
+    what to claim: `_claim` re-checks it in the claim's own UPDATE."""
+    cutoff = db_ago(lease_seconds)
+    unswept = or_(Job.swept_at.is_(None), Job.swept_at < cutoff)
     with store.session() as session:
-        return [tuple(row) for row in session.execute(
-            select(Job.id, Job.priority, Job.updated_at, Job.swept_at).where(Job.status == status)
-            .order_by(Job.priority.desc(), Job.created_at)).all()]
+        return [(job_id, priority, updated_at, bool(idle), bool(not_swept)) for job_id, priority, updated_at, idle, not_swept
+                in session.execute(
+                    select(Job.id, Job.priority, Job.updated_at, and_(Job.updated_at < cutoff, unswept), unswept)
+                    .where(Job.status == status).order_by(Job.priority.desc(), Job.created_at)).all()]
 
 
-def _idle(updated_at: datetime, swept_at: datetime | None, cutoff: datetime) -> bool:
-    return updated_at < cutoff and (swept_at is None or swept_at < cutoff)
-
-
-def _claim(store: Store, job_id: str, status: str, now: datetime, cutoff: datetime, need_idle: bool = True) -> bool:
+def _claim(store: Store, job_id: str, status: str, lease_seconds: float, need_idle: bool = True) -> bool:
     with store.session() as session:  # its own transaction: the claim commits before anything is sent
-        return repository.claim_sweep(session, job_id, status, now, cutoff, need_idle)
+        return repository.claim_sweep(session, job_id, status, lease_seconds, need_idle)
 
 
 def _send(enqueue: Enqueue, report: SweepReport, messages: list[Message], priority: int) -> None:

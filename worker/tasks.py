@@ -62,7 +62,7 @@ def context(worker_name: str | None = None) -> Context:
 
                 settings = get_settings()
                 load_plugins(settings)
-                store = Store(settings.effective_database_url, migrate=False)  # the worker migrated on start
+                store = Store(settings.effective_database_url, check_schema=False)  # the node checked it on start
                 runtime = Runtime.from_settings(settings, worker_name=worker_name or socket.gethostname())
                 _context = Context(settings, store, runtime)
     return _context

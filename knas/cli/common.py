@@ -40,10 +40,24 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def ready_schema(url: str | None = None) -> None:
+    """`models.ensure_schema` for a command: the embedded store is migrated; a service database whose schema
+    is not this knas's stops the command with one line naming what to run (`knas db upgrade`), not a traceback."""
+    from models import SchemaError, ensure_schema
+
+    try:
+        ensure_schema(url or get_settings().effective_database_url)
+    except SchemaError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def open_store():
+    """The configured store, its schema ready (`ready_schema`)."""
     from models import Store
 
-    return Store(get_settings().effective_database_url)
+    url = get_settings().effective_database_url
+    ready_schema(url)
+    return Store(url, check_schema=False)
 
 
 def print_json(data: Any) -> None:

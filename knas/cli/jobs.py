@@ -108,14 +108,27 @@ def roles(role: str, password_env: str) -> None:
                                                    "(`knas db roles`; password from KNAS_WORKER_DB_PASSWORD)")
 @user_errors
 def upgrade(worker_role: str | None) -> None:
-    """Apply all migrations to the configured database."""
+    """Apply all migrations to the configured database (the service's one-time setup, and after every upgrade).
+
+    \b
+    The one command that changes a service database's schema; run it as the database owner before the API
+    and the workers start (they check the revision and refuse to start otherwise). Safe to run twice at once:
+    a PostgreSQL advisory lock lets one upgrade while the other waits and then finds nothing to do.
+    """
     import os
 
-    from models import upgrade as run_upgrade
+    from models import SchemaError, migrate
 
     url = get_settings().effective_database_url
-    run_upgrade(url)
-    console.print(f"database at {url.split('@')[-1]} is up to date")
+    try:
+        before, after = migrate(url)
+    except SchemaError as error:
+        raise click.ClickException(str(error)) from None
+    where = url.split('@')[-1]
+    if before == after:  # click.echo: one line however narrow the terminal (rich wraps)
+        click.echo(f"database at {where} is up to date (schema revision {after})")
+    else:
+        click.echo(f"database at {where} upgraded from schema revision {before or 'none (empty)'} to {after}")
     if worker_role:
         from models.roles import create_worker_role
 

@@ -16,6 +16,8 @@ import click
 
 from knas.settings import Settings, get_settings
 
+from .common import ready_schema
+
 
 def describe_mode(settings: Settings) -> str:
     """One line saying what this server will use (passwords hidden)."""
@@ -58,6 +60,9 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     if workers > 1 and (settings.embedded or not settings.broker_url):
         raise click.UsageError(EMBEDDED_ONE_PROCESS)
     click.echo(describe_mode(settings), err=True)
+    # Before any API process starts: the embedded store is migrated once, here (N processes would race); a
+    # service database is checked, so a schema that is not this knas's is one line naming what to run.
+    ready_schema(settings.effective_database_url)
     # X-Forwarded-For/-Proto are believed only from the proxies in KNAS_FORWARDED_ALLOW_IPS (default: none):
     # uvicorn's own default trusts 127.0.0.1, so anyone on the server host could pick their client address.
     trusted = settings.forwarded_allow_ips.strip()
@@ -68,10 +73,6 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
 
         uvicorn.run(create_app(settings), **options)
         return
-    from models.db import upgrade
-
-    # Migrate once, here: N processes opening a fresh database at once would each try to create the schema.
-    upgrade(settings.effective_database_url)
     with multiprocess_metrics() as directory:
         click.echo(f"knas: {workers} API processes; their metrics are added up from {directory}", err=True)
         # The processes import the app themselves (spawned interpreters): an import string and a factory.

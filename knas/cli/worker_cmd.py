@@ -37,6 +37,8 @@ import click
 
 from knas.settings import get_settings
 
+from .common import ready_schema
+
 QUEUES = ("score", "train")
 
 
@@ -216,6 +218,7 @@ def worker(gpus: str | None, device: str, concurrency: int, queues: str, name: s
         for plan in plans:
             click.echo(f"would start {plan.describe()}")
         return
+    ready_schema()  # each Celery node checks again on `worker_init` (nodes started without this command)
     children: list[tuple[WorkerProcess, subprocess.Popen]] = []
     stopping = {"signal": None}
 

@@ -38,7 +38,7 @@ def test_a_revoked_token_is_refused_with_403(embedded_server):
     token = embedded_server.add_user(name)
     with embedded_server.client(token=token) as carol:
         assert carol.jobs()["count"] == 0
-        store = Store(f"sqlite:///{embedded_server.env['KNAS_HOME']}/knas.db", migrate=False)
+        store = Store(f"sqlite:///{embedded_server.env['KNAS_HOME']}/knas.db", check_schema=False)
         assert revoke_user(store, name)
         store.dispose()
         # The API trusts a token it looked up for KNAS_AUTH_CACHE_SECONDS (1 s): refused within that time.

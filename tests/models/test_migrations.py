@@ -5,18 +5,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from models import Base, Store, make_engine, upgrade
+from models import Base, Store, make_engine, migrate
 
 
 def test_upgrade_builds_every_table(sqlite_url):
-    upgrade(sqlite_url)
+    migrate(sqlite_url)
     engine = make_engine(sqlite_url)
     assert {"jobs", "candidates", "trainings", "workers", "alembic_version"} <= set(inspect(engine).get_table_names())
     engine.dispose()
 
 
 def test_models_and_migrations_agree(sqlite_url):
-    upgrade(sqlite_url)
+    migrate(sqlite_url)
     engine = make_engine(sqlite_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -28,7 +28,7 @@ def test_models_and_migrations_agree(sqlite_url):
 def test_upgrade_is_idempotent_and_store_opens_existing_db(sqlite_url):
     Store(sqlite_url).dispose()
     Store(sqlite_url).dispose()  # running migrations again on an up-to-date db is a no-op
-    upgrade(sqlite_url)
+    migrate(sqlite_url)
 
 
 def test_candidate_is_stored_once_per_job_and_arch(store):

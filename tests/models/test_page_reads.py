@@ -11,7 +11,7 @@ import random
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from models import Candidate, Job, Store, Training, upgrade
+from models import Candidate, Job, Store, Training, migrate
 from models.queries import ranked_candidates, ranked_candidates_query
 
 
@@ -149,13 +149,13 @@ def test_migration_0010_downgrades_and_upgrades(sqlite_url):
 
     from models.db import alembic_config
 
-    upgrade(sqlite_url)
+    migrate(sqlite_url)
     command.downgrade(alembic_config(sqlite_url), "0009")
     engine = create_engine(sqlite_url)
     columns = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("candidates")}
     engine.dispose()
     assert columns["ix_candidates_job_rank"] == ["job_id", "rank"]
-    upgrade(sqlite_url)
+    migrate(sqlite_url)
     engine = create_engine(sqlite_url)
     columns = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("candidates")}
     engine.dispose()

@@ -6,12 +6,13 @@ server; pg_url makes a fresh database per test and fails in CI when the server i
 """
 from __future__ import annotations
 
-from datetime import timedelta
+import time
 
 import pytest
 from sqlalchemy import select
 
-from models import RETRAIN, Candidate, Job, Store, Training, repository, utcnow
+from clocks import age, skew_clock
+from models import RETRAIN, Candidate, Job, Store, Training, repository
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -140,7 +141,7 @@ def test_a_training_is_held_by_one_attempt_and_a_stale_one_is_fenced(any_store):
         assert first == 1
         assert repository.claim_training(session, training_id, "w2", lease_seconds=60) is None  # fresh heartbeat
         assert repository.renew_training_lease(session, training_id, first)
-        session.get(Training, training_id).heartbeat_at = utcnow() - timedelta(seconds=120)
+    age(any_store, 120)
     with any_store.session() as session:
         second = repository.claim_training(session, training_id, "w2", lease_seconds=60)  # w1 went silent
         assert second == 2
@@ -167,21 +168,73 @@ def test_a_stale_training_goes_back_to_pending_once(any_store):
     training_id = new_training(any_store, job_id)
     with any_store.session() as session:
         attempt = repository.claim_training(session, training_id, "w1", lease_seconds=60)
-    now = utcnow()
     with any_store.session() as session:
-        assert not repository.release_stale_training(session, training_id, attempt, cutoff=now - timedelta(seconds=60))
-        assert repository.release_stale_training(session, training_id, attempt, cutoff=now + timedelta(seconds=1))
-        assert not repository.release_stale_training(session, training_id, attempt, cutoff=now + timedelta(seconds=1))
+        assert not repository.release_stale_training(session, training_id, attempt, lease_seconds=60)
+    age(any_store, 61)
+    with any_store.session() as session:
+        assert repository.release_stale_training(session, training_id, attempt, lease_seconds=60)
+        assert not repository.release_stale_training(session, training_id, attempt, lease_seconds=60)
         assert session.get(Training, training_id).status == "pending"
 
 
 def test_one_sweeper_claims_an_idle_job_per_lease_period(any_store):
     job_id = new_job(any_store, n=1)
-    now = utcnow() + timedelta(seconds=10)  # the job's updated_at is before the cutoff: it is idle
     with any_store.session() as session:
-        before = session.get(Job, job_id).updated_at
-        assert repository.claim_sweep(session, job_id, "scoring", now, cutoff=now)
-        assert not repository.claim_sweep(session, job_id, "scoring", now, cutoff=now)  # a second sweeper
-        assert not repository.claim_sweep(session, job_id, "ranking", now + timedelta(seconds=5),
-                                          cutoff=now + timedelta(seconds=5))  # not in that state
+        assert not repository.claim_sweep(session, job_id, "scoring", lease_seconds=10)  # progress just now
+        assert repository.claim_sweep(session, job_id, "scoring", lease_seconds=10, need_idle=False)  # `finalise`
+    age(any_store, 11)
+    before = job_row(any_store, job_id).updated_at
+    with any_store.session() as session:
+        assert repository.claim_sweep(session, job_id, "scoring", lease_seconds=10)
+        assert not repository.claim_sweep(session, job_id, "scoring", lease_seconds=10)  # a second sweeper
+        assert not repository.claim_sweep(session, job_id, "ranking", lease_seconds=0)  # not in that state
     assert job_row(any_store, job_id).updated_at == before  # a sweep is not progress
+
+
+# ---------------------------------------------------------------- the database's clock, not the host's
+
+def test_leases_ignore_the_hosts_clock(any_store, monkeypatch):
+    """Three hosts hours apart agree on a lease: the heartbeat is written and compared by the database."""
+    job_id = new_job(any_store, n=1, status="training")
+    training_id = new_training(any_store, job_id)
+    skew_clock(monkeypatch, hours=-3)  # the worker's clock runs behind: its heartbeat must not look 3 h old
+    with any_store.session() as session:
+        attempt = repository.claim_training(session, training_id, "slow-clock", lease_seconds=60)
+        repository.touch(session, job_id)
+    skew_clock(monkeypatch, hours=+3)  # a sweeper whose clock runs ahead: nothing is stale yet
+    with any_store.session() as session:
+        assert repository.claim_training(session, training_id, "fast-clock", lease_seconds=60) is None
+        assert not repository.release_stale_training(session, training_id, attempt, lease_seconds=60)
+        assert not repository.claim_sweep(session, job_id, "training", lease_seconds=60)
+    age(any_store, 61)  # the worker went silent for longer than the lease
+    skew_clock(monkeypatch, hours=-3)  # a sweeper whose clock runs behind still sees it expired
+    with any_store.session() as session:
+        assert repository.claim_sweep(session, job_id, "training", lease_seconds=60)
+        assert repository.release_stale_training(session, training_id, attempt, lease_seconds=60)
+    skew_clock(monkeypatch, hours=+3)
+    with any_store.session() as session:
+        assert repository.claim_training(session, training_id, "fast-clock", lease_seconds=60) == attempt + 1
+        assert repository.renew_training_lease(session, training_id, attempt + 1)
+    skew_clock(monkeypatch, hours=-3)
+    with any_store.session() as session:  # the new holder's heartbeat is fresh for a host behind as well
+        assert repository.claim_training(session, training_id, "slow-clock", lease_seconds=60) is None
+
+
+def test_the_database_clock_has_sub_second_resolution(any_store):
+    """Leases of a few seconds and heartbeats every second need better than whole seconds."""
+    job_id = new_job(any_store, n=1, status="training")
+    training_id = new_training(any_store, job_id)
+    with any_store.session() as session:
+        attempt = repository.claim_training(session, training_id, "w1", lease_seconds=5)
+    with any_store.session() as session:
+        first = session.get(Training, training_id).heartbeat_at
+    time.sleep(0.05)
+    with any_store.session() as session:
+        assert repository.renew_training_lease(session, training_id, attempt)
+        assert not repository.release_stale_training(session, training_id, attempt, lease_seconds=0.5)
+    with any_store.session() as session:
+        second = session.get(Training, training_id).heartbeat_at
+    assert 0.04 < (second - first).total_seconds() < 5
+    time.sleep(0.6)
+    with any_store.session() as session:
+        assert repository.release_stale_training(session, training_id, attempt, lease_seconds=0.5)

@@ -22,7 +22,7 @@ from worker.runtime import Runtime
 
 @pytest.fixture
 def worker_url(pg_url):
-    owner = Store(pg_url)  # the owner migrates, as `knas db upgrade` does
+    owner = Store(pg_url)  # pg_url is at head: the owner migrated it, as `knas db upgrade` does
     add_user(owner, "alice", admin=True)
     owner.dispose()
     role = f"knasw_{uuid.uuid4().hex[:10]}"
@@ -63,15 +63,15 @@ def test_knas_users_add_fails_with_the_worker_url(worker_url, tmp_path):
 
 
 def test_the_worker_role_runs_a_whole_job(pg_url, worker_url, tmp_path):
-    from worker.celery_app import migrate_store
+    from worker.celery_app import check_store
 
-    migrate_store(worker_url)  # at head: a worker's start-up check passes without DDL rights
+    check_store(worker_url)  # at head: a worker's start-up check passes with read access to alembic_version only
     owner = Store(pg_url)
     spec = JobSpec.model_validate({"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 4},
                                    "proxy": {"name": "mgm", "batch_size": 8}, "seed": 9, "top_k": 1,
                                    "final": {"mode": "train", "epochs": 1, "retrain_epochs": 1}})
     job_id = jobs.create_job(owner, spec)  # the API (the owner's URL) creates jobs
-    worker = Store(worker_url, migrate=False)
+    worker = Store(worker_url, check_schema=False)
     runtime = Runtime(device="cpu", worker_name="w@node", artifact_dir=tmp_path / "artifacts")
     assert runner.run_job(worker, runtime, job_id) == "succeeded"
     assert jobs.job_status(owner, job_id) == "succeeded"

@@ -358,13 +358,14 @@ class Stack:
     """One test's service: a database, a private broker, workers and API servers, all torn down in `close`."""
 
     def __init__(self, db_url: str, tmp_path: Path, **env: str) -> None:
-        from models import Store
+        from models import Store, migrate
 
         self.db_url, self.tmp = db_url, tmp_path
         self.extra = {**FAST, **env}
         self.workers: list[WorkerProc] = []
         self.apis: list[ApiServer] = []
-        self.store = Store(db_url)  # migrates: the schema exists before any process starts
+        migrate(db_url)  # `knas db upgrade`, as a deployment runs it before any API or worker starts (they only check)
+        self.store = Store(db_url)
         self.redis = RedisServer(tmp_path / "redis")
         try:
             self.redis.start()
@@ -547,7 +548,7 @@ class StateWatch(threading.Thread):
         super().__init__(name="state-watch", daemon=True)
         from models import Store
 
-        self.store = Store(db_url, migrate=False, pool_size=1, max_overflow=0)
+        self.store = Store(db_url, check_schema=False, pool_size=1, max_overflow=0)
         self.job_ids, self.interval = list(job_ids), interval
         self.seen: dict[str, list[str]] = {j: [] for j in self.job_ids}
         self.done_counts: dict[str, int] = {j: 0 for j in self.job_ids}

@@ -17,9 +17,6 @@ from live_workers import REPO, WorkerProc, worker_env
 @pytest.fixture
 def start_worker(pg_url, redis_url, tmp_path):
     """start_worker(name, *cli_args, **env) -> WorkerProc: `knas worker --device cpu --threads 1 --name NAME`."""
-    from models import Store
-
-    Store(pg_url).dispose()  # the schema exists before any worker starts
     started: list[WorkerProc] = []
 
     def start(name: str, *args: str, **env: str) -> WorkerProc:

@@ -1,7 +1,8 @@
 """The sweep's rules, without Celery, on SQLite and on PostgreSQL.
 
-Time is simulated by passing `now` into the future instead of sleeping; what the sweep would send
-is captured by a recording `enqueue`.
+Every clock the sweep reads is the database's, so time passes by ageing the store's lease clocks
+(tests/clocks.py `age`) instead of sleeping; what the sweep would send is captured by a recording
+`enqueue`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from sqlalchemy import select, update
 
 from knas.jobspec import JobSpec
+from clocks import age, skew_clock
 from models import Candidate, Job, Store, Training, Worker, utcnow
+from models.clock import db_now
 from worker import jobs, pipeline
 from worker.sweep import fail_stalled, requeue_scoring, reset_stale_trainings, requeue_stranded, sweep
 
@@ -39,13 +42,11 @@ class Sent(list):
         return [task for task, _, _ in self]
 
 
-def later(seconds: float):
-    return utcnow() + timedelta(seconds=seconds)
-
-
-def run(db, at, sent=None):
+def run(db, after: float = 0, sent=None):
+    """Sweep once `after` more seconds have passed."""
+    age(db, after)
     sent = Sent() if sent is None else sent
-    report = sweep(db, sent, lease_seconds=LEASE, stall_timeout=STALL, chunk_size=CHUNK, now=at)
+    report = sweep(db, sent, lease_seconds=LEASE, stall_timeout=STALL, chunk_size=CHUNK)
     return sent, report
 
 
@@ -68,7 +69,7 @@ def store_scores(db, job_id, ids, worker="w1@host") -> None:
             s.execute(update(Candidate).where(Candidate.id == i, Candidate.status == "pending")
                       .values(status="scored", score=float(i), scores={"mgm": float(i)}, worker=worker,
                               scored_at=utcnow()))
-        s.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
+        s.execute(update(Job).where(Job.id == job_id).values(updated_at=db_now()))
 
 
 def to_training(db, job_id) -> list[int]:
@@ -89,8 +90,8 @@ def test_a_scoring_job_making_progress_is_left_alone(db):
     job_id = new_job(db)
     pipeline.start_job(db, job_id)
     store_scores(db, job_id, candidate_ids(db, job_id)[:2])
-    for at in (utcnow(), later(LEASE / 2)):
-        sent, report = run(db, at)
+    for after in (0, LEASE / 2):
+        sent, report = run(db, after)
         assert sent == [] and report.failed == {}
 
 
@@ -101,12 +102,13 @@ def test_pending_candidates_of_an_idle_scoring_job_are_re_enqueued_once_per_leas
     pending = candidate_ids(db, job_id, "pending")
     progress_clock = job(db, job_id).updated_at
 
-    sent, _ = run(db, later(LEASE + 1))
+    sent, _ = run(db, LEASE + 1)
     assert sent == [("knas.score_chunk", [job_id, pending[i:i + CHUNK]], 7) for i in range(0, len(pending), CHUNK)]
-    assert run(db, later(LEASE + 2))[0] == []  # another worker's sweep in the same lease: nothing twice
-    assert run(db, later(2 * LEASE + 3))[0].tasks() == ["knas.score_chunk"] * 2  # still idle a lease later
+    assert run(db, 1)[0] == []  # another worker's sweep in the same lease: nothing twice
+    assert run(db, LEASE + 1)[0].tasks() == ["knas.score_chunk"] * 2  # still idle a lease later
     after = job(db, job_id)
-    assert after.updated_at == progress_clock and after.swept_at is not None  # a sweep is not progress
+    assert after.updated_at == progress_clock - timedelta(seconds=2 * LEASE + 3)  # a sweep is not progress
+    assert after.swept_at is not None
 
 
 def test_a_windowed_job_whose_chunks_were_lost_gets_a_window_of_chunks_again(db):
@@ -116,7 +118,8 @@ def test_a_windowed_job_whose_chunks_were_lost_gets_a_window_of_chunks_again(db)
     store_scores(db, job_id, first[0])
     pending = candidate_ids(db, job_id, "pending")
 
-    sent = requeue_scoring(db, Sent(), LEASE, CHUNK, window=2, now=later(LEASE + 1)).enqueued
+    age(db, LEASE + 1)
+    sent = requeue_scoring(db, Sent(), LEASE, CHUNK, window=2).enqueued
     assert sent == [("knas.score_chunk", [job_id, pending[i:i + CHUNK]]) for i in (0, CHUNK)]
     # ... and the rest is handed out one chunk per finished chunk, never twice
     rest = pipeline.next_chunk(db, job_id, 100)
@@ -127,11 +130,12 @@ def test_a_scoring_job_with_nothing_pending_moves_to_ranking_exactly_once(db):
     job_id = new_job(db)
     pipeline.start_job(db, job_id)
     store_scores(db, job_id, candidate_ids(db, job_id))  # the last chunk died before finish_scoring
-    sent, report = run(db, utcnow())
+    sent, report = run(db)
     assert sent == [("knas.rank", [job_id], 7)] and report.moved_to_ranking == [job_id]
     assert job(db, job_id).status == "ranking"
-    assert run(db, utcnow())[0] == []
-    assert requeue_scoring(db, Sent(), LEASE, CHUNK, now=later(LEASE + 1)).enqueued == []
+    assert run(db)[0] == []
+    age(db, LEASE + 1)
+    assert requeue_scoring(db, Sent(), LEASE, CHUNK).enqueued == []
 
 
 # ---------------------------------------------------------------- rule 2: training heartbeats
@@ -140,7 +144,7 @@ def claim(db, candidate_id, worker="w2@host", heartbeat=None) -> None:
     with db.session() as s:
         s.execute(update(Training).where(Training.candidate_id == candidate_id)
                   .values(status="running", worker=worker, attempts=Training.attempts + 1,
-                          heartbeat_at=heartbeat or utcnow()))
+                          heartbeat_at=heartbeat or db_now()))
 
 
 def training(db, candidate_id) -> Training:
@@ -153,14 +157,15 @@ def test_a_running_training_with_a_stale_heartbeat_goes_back_to_pending_and_is_r
     first, second = to_training(db, job_id)
     claim(db, first)
     claim(db, second)
-    assert run(db, later(LEASE / 2))[0] == []  # heartbeats are fresh
+    assert run(db, LEASE / 2)[0] == []  # heartbeats are fresh
+    age(db, LEASE / 2 + 1)
     with db.session() as s:  # `second` keeps beating; `first`'s worker died
-        s.execute(update(Training).where(Training.candidate_id == second).values(heartbeat_at=later(LEASE)))
-    sent, report = run(db, later(LEASE + 1))
+        s.execute(update(Training).where(Training.candidate_id == second).values(heartbeat_at=db_now()))
+    sent, report = run(db)
     assert sent == [("knas.train_candidate", [job_id, first], 7)]
     assert report.reset_trainings == [training(db, first).id]
     assert training(db, first).status == "pending" and training(db, second).status == "running"
-    assert reset_stale_trainings(db, Sent(), LEASE, now=later(LEASE + 1)).enqueued == []  # done once
+    assert reset_stale_trainings(db, Sent(), LEASE).enqueued == []  # done once
 
 
 def test_training_claims_never_overlap_and_a_stale_holder_is_fenced_out(db, monkeypatch):
@@ -196,10 +201,10 @@ def test_training_claims_never_overlap_and_a_stale_holder_is_fenced_out(db, monk
 
 def test_a_queued_job_nobody_started_gets_start_job_again_and_is_never_failed_for_waiting(db):
     job_id = new_job(db)
-    assert run(db, later(LEASE / 2))[0] == []
-    assert run(db, later(LEASE + 1))[0] == [("knas.start_job", [job_id], 7)]
-    assert run(db, later(LEASE + 2))[0] == []
-    sent, report = run(db, later(STALL * 10))
+    assert run(db, LEASE / 2)[0] == []
+    assert run(db, LEASE / 2 + 1)[0] == [("knas.start_job", [job_id], 7)]
+    assert run(db, 1)[0] == []
+    sent, report = run(db, STALL * 10)
     assert sent == [("knas.start_job", [job_id], 7)] and report.failed == {}
     assert job(db, job_id).status == "queued"
 
@@ -209,9 +214,9 @@ def test_an_idle_ranking_job_gets_rank_again(db):
     pipeline.start_job(db, job_id)
     store_scores(db, job_id, candidate_ids(db, job_id))
     assert pipeline.finish_scoring(db, job_id)  # ... and the `rank` message was lost
-    assert run(db, later(LEASE / 2))[0] == []
-    assert run(db, later(LEASE + 1))[0] == [("knas.rank", [job_id], 7)]
-    assert run(db, later(LEASE + 2))[0] == []
+    assert run(db, LEASE / 2)[0] == []
+    assert run(db, LEASE / 2 + 1)[0] == [("knas.rank", [job_id], 7)]
+    assert run(db, 1)[0] == []
 
 
 def test_a_training_job_with_nothing_open_gets_finalise(db):
@@ -220,9 +225,10 @@ def test_a_training_job_with_nothing_open_gets_finalise(db):
         with db.session() as s:
             s.execute(update(Training).where(Training.candidate_id == candidate_id)
                       .values(status="done", valid_acc=0.5, test_acc=0.5))
-    sent = requeue_stranded(db, Sent(), LEASE, now=utcnow()).enqueued
+    sent = requeue_stranded(db, Sent(), LEASE).enqueued
     assert sent == [("knas.finalise", [job_id])]  # at once: nothing is running that could still do it
-    assert requeue_stranded(db, Sent(), LEASE, now=later(1)).enqueued == []
+    age(db, 1)
+    assert requeue_stranded(db, Sent(), LEASE).enqueued == []
     pipeline.finalise(db, job_id)
     assert job(db, job_id).status == "succeeded"
 
@@ -230,8 +236,8 @@ def test_a_training_job_with_nothing_open_gets_finalise(db):
 def test_pending_trainings_of_an_idle_training_job_are_re_enqueued(db):
     job_id = new_job(db)
     top = to_training(db, job_id)  # ... and both train_candidate messages were lost
-    assert run(db, later(LEASE / 2))[0] == []
-    assert sorted(run(db, later(LEASE + 1))[0]) == sorted(("knas.train_candidate", [job_id, c], 7) for c in top)
+    assert run(db, LEASE / 2)[0] == []
+    assert sorted(run(db, LEASE / 2 + 1)[0]) == sorted(("knas.train_candidate", [job_id, c], 7) for c in top)
 
 
 # ---------------------------------------------------------------- rule 4: stalled jobs fail
@@ -244,8 +250,9 @@ def test_a_stalled_job_fails_with_a_reason_naming_the_stage_and_the_last_worker(
     store_scores(db, job_id, candidate_ids(db, job_id)[:1], worker="gpu3@node7")
     record(db, "gpu3@node7", hostname="node7", device="cuda")
     queued = new_job(db)
-    assert fail_stalled(db, STALL, now=later(STALL - 5)).failed == {}
-    sent, report = run(db, later(STALL + 1))
+    age(db, STALL - 5)
+    assert fail_stalled(db, STALL).failed == {}
+    sent, report = run(db, 6)
     reason = report.failed[job_id]
     assert "stalled in scoring" in reason and "gpu3@node7" in reason and "last seen" in reason
     assert "KNAS_STALL_TIMEOUT" in reason
@@ -258,7 +265,8 @@ def test_a_stalled_training_names_the_training_worker(db):
     job_id = new_job(db)
     first, _ = to_training(db, job_id)
     claim(db, first, worker="gpu1@node2")
-    report = fail_stalled(db, STALL, now=later(STALL + 1))
+    age(db, STALL + 1)
+    report = fail_stalled(db, STALL)
     assert "stalled in training" in report.failed[job_id] and "gpu1@node2 (no heartbeat on record)" in report.failed[job_id]
 
 
@@ -273,7 +281,8 @@ def test_one_broken_job_does_not_stop_the_sweep_of_the_others(db):
             raise ConnectionError("broker down")
         sent(task, args, priority)
 
-    report = sweep(db, enqueue, lease_seconds=LEASE, stall_timeout=STALL, chunk_size=10, now=later(LEASE + 1))
+    age(db, LEASE + 1)
+    report = sweep(db, enqueue, lease_seconds=LEASE, stall_timeout=STALL, chunk_size=10)
     assert sent == [("knas.score_chunk", [b, candidate_ids(db, b)], 2)]
     assert len(report.errors) == 1 and a in report.errors[0]
 
@@ -292,3 +301,29 @@ def test_worker_rows_are_upserted(db):
     with db.session() as s:
         assert s.scalar(select(Worker.current_job).where(Worker.name == "cpu@h")) is None
         assert s.scalar(select(Worker.id).where(Worker.name == "cpu@h")) is not None
+
+
+# ---------------------------------------------------------------- the database's clock, not the sweeper's
+
+def test_a_sweeper_whose_clock_is_hours_off_sees_what_the_others_see(db, monkeypatch):
+    """Fresh work stays alone on a host whose clock runs ahead; stale work is recovered by one running behind."""
+    from worker.presence import record
+
+    job_id = new_job(db)
+    first, second = to_training(db, job_id)
+    skew_clock(monkeypatch, hours=-5)  # the training workers' clocks run behind
+    claim(db, first, worker="slow@node")
+    claim(db, second, worker="slow@node")
+    record(db, "slow@node", hostname="node", device="cuda")
+    skew_clock(monkeypatch, hours=+5)  # this sweeper's runs ahead: neither a lease nor the job looks expired
+    assert run(db)[0] == [] and run(db, LEASE / 2)[1].failed == {}
+    assert training(db, first).status == training(db, second).status == "running"
+    age(db, LEASE / 2 + 1)
+    with db.session() as s:  # `second` keeps beating; `first`'s worker died
+        s.execute(update(Training).where(Training.candidate_id == second).values(heartbeat_at=db_now()))
+    skew_clock(monkeypatch, hours=-5)  # a sweeper whose clock runs behind still finds the expired lease
+    sent, report = run(db)
+    assert sent == [("knas.train_candidate", [job_id, first], 7)] and report.failed == {}
+    assert training(db, first).status == "pending" and training(db, second).status == "running"
+    report = run(db, STALL + 1)[1]  # ... and the stalled job
+    assert "stalled in training" in report.failed[job_id] and "no progress for 61 min" in report.failed[job_id]  # by the database's clock
