@@ -213,6 +213,12 @@ class JobSpec(_Spec):
             return len(self.resolve_archs())
         return SPACES.get(self.space).size
 
+    @property
+    def generations(self) -> int:
+        """Generations bred after generation 0: evolution's `generations`; 0 for a strategy that draws
+        every candidate up front."""
+        return self.candidates.generations if isinstance(self.candidates, EvolutionCandidates) else 0
+
     def resolve_archs(self, num_classes: int | None = None, in_shape: Sequence[int] | None = None) -> list[str]:
         """The job's candidate arch strings, canonical and deterministic for the seed.
 

@@ -15,11 +15,11 @@ import warnings
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import select
 
-from knas.jobspec import JobSpec
+from knas.jobspec import JobSpec, TrainStage
 from knas.result import ExportInfo, JobResult
 from models import RETRAIN, Candidate, Job, Store, Training
 from models.queries import top_k_winner
@@ -86,6 +86,9 @@ def build_card(job: Job, candidate: Candidate, training: Training, info, params:
     import scorer
 
     spec = JobSpec.model_validate(job.spec)
+    final = spec.final
+    if not isinstance(final, TrainStage):  # (winner_training has refused any other final stage)
+        raise ExportNotReady(f"job {job.id} has final.mode={final.mode!r}: nothing was trained")
     data = job.data or {}
     summary = data.get("summary") or {}
     if summary:
@@ -116,7 +119,7 @@ def build_card(job: Job, candidate: Candidate, training: Training, info, params:
         "training": {"which": ("winner retraining (final.retrain_epochs, from the candidate's initial weights)"
                                if training.mode == RETRAIN else "top-k training"),
                      "epochs": len(training.epochs or []),
-                     "batch_size": spec.final.batch_size or info.batch_size, "lr": spec.final.lr,
+                     "batch_size": final.batch_size or info.batch_size, "lr": final.lr,
                      "schedule": "SGD, Nesterov momentum 0.9, weight decay 5e-4, per-step cosine to 0",
                      "augmentation": "random crop (pad H/8) + horizontal flip" if info.augment else "none",
                      "seed": candidate.seed % (2**31), "curve": training.epochs},
@@ -150,6 +153,8 @@ def build_export(store: Store, runtime: Runtime, job_id: str, artifacts: Artifac
         if job is None:
             raise ExportNotReady(f"no job {job_id}")
         candidate, training = winner_training(session, job)
+        if training.artifact is None:  # (winner_training has refused a winner without a checkpoint)
+            raise ExportNotReady(f"the winner of job {job_id} has no checkpoint")
         spec = runtime.dataset_for(JobSpec.model_validate(job.spec), job.data)
         info = runtime.dataset_info(spec.dataset)
         state = load_checkpoint(artifacts.path(training.artifact))
@@ -205,6 +210,7 @@ def _accuracy(module, split, batch_size: int = 256) -> float:
     """Accuracy in percent over a split (tensors, or a streaming Dataset), as the trainer's evaluate counts it."""
     import torch
 
+    batches: Iterator[Any]
     if isinstance(split, tuple):
         inputs, targets = split
         batches = ((inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(targets), batch_size))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from functools import singledispatch
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from models import JobState
 from models.states import StrEnum
@@ -123,7 +123,7 @@ def _(outcome: TrainingEnded) -> list[Message]:
     return [Message(Task.TRAIN, (outcome.job_id, candidate_id)) for candidate_id in outcome.retraining]
 
 
-def recover(job_id: str, status: str, *, chunks: list[list[int]] = (), pending_trainings: list[int] = (),
+def recover(job_id: str, status: str, *, chunks: Sequence[list[int]] = (), pending_trainings: Sequence[int] = (),
             open_trainings: int = 0) -> list[Message]:
     """The messages that put a stalled job back on its feet, given what the sweep found.
 

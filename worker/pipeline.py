@@ -13,14 +13,15 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Table, and_, exists, func, select, update
+from sqlalchemy.orm import Session
 
 import scorer
-from knas.jobspec import JobSpec, TrainStage
+from knas.jobspec import BenchmarkStage, EvolutionCandidates, JobSpec, TrainStage
 from knas.result import CandidateSummary, Cut, ExportInfo, JobResult, NearTie, Retraining
-from models import RETRAIN, Candidate, Job, Store, Training, Worker, repository, utcnow
+from models import RETRAIN, Candidate, Job, ScoreCacheEntry, Store, Training, Worker, repository, utcnow
 from models.clock import db_now
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
@@ -30,6 +31,9 @@ from . import report
 from .energy import measure_energy
 from .lease import training_lease
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from scorer.scoring import ScoreResult
 
 __all__ = ["finalise", "finish_scoring", "next_chunk", "open_retraining", "rank", "redispatch", "retrain_winner",
            "score_chunk", "start_job", "train_candidate"]
@@ -117,8 +121,6 @@ def score_chunk(
     already in the lab-wide cache (worker/score_cache.py) are stored without a forward pass; new
     ones go into it.
     """
-    from scorer.scoring import ScoreResult
-
     from . import score_cache
 
     report = {"scored": 0, "skipped": 0, "failed": 0, "cancelled": 0, "finished": 0, "cached": 0}
@@ -187,13 +189,13 @@ def score_chunk(
     flushed = time.monotonic()
     for row in rows:
         repeat_keys = [keys[(row.id, r)] for r in range(spec.proxy.repeats)]
-        cached = all(k in hits for k in repeat_keys)
+        from_cache = _from_cache(hits, repeat_keys, proxy)
+        cached = from_cache is not None
         values: dict[str, Any]
+        results: list[ScoreResult]
         try:
-            if cached:
-                results = [ScoreResult(score=None if proxy.components else hits[k].scores[proxy.name],
-                                                      seconds=0.0, params=hits[k].params, scores=hits[k].scores)
-                           for k in repeat_keys]
+            if from_cache is not None:
+                results = from_cache
                 values = dict(status="scored", **combine_repeats(results), params=results[0].params,
                               proxy_seconds=0.0, energy_j=0.0, cached=True)
             else:
@@ -219,6 +221,21 @@ def score_chunk(
     return report
 
 
+def _from_cache(hits: dict[str, ScoreCacheEntry], keys: list[str], proxy: Any) -> list[ScoreResult] | None:
+    """Every repeat's result from the score cache, or None to score the candidate: a repeat is missing,
+    or its entry has no parameter count (knas writes one with every entry)."""
+    from scorer.scoring import ScoreResult
+
+    results = []
+    for k in keys:
+        entry = hits.get(k)
+        if entry is None or entry.params is None:
+            return None
+        results.append(ScoreResult(score=None if proxy.components else entry.scores[proxy.name], seconds=0.0,
+                                   params=entry.params, scores=entry.scores))
+    return results
+
+
 def combine_repeats(results: list) -> dict[str, Any]:
     """One candidate's repeated measurements -> stored columns: means, the score's spread, each repeat."""
     if len(results) == 1:
@@ -237,8 +254,7 @@ def finish_scoring(store: Store, job_id: str) -> bool:
     with store.session() as session:
         job = session.get(Job, job_id)
         if job is not None and job.generation is not None:
-            spec = JobSpec.model_validate(job.spec)
-            if job.generation < spec.candidates.generations:
+            if job.generation < JobSpec.model_validate(job.spec).generations:
                 return False  # generations are still to be bred (next_generation)
         moved = repository.transition(session, job_id, ["scoring"], "ranking", ~pending)
         if moved:
@@ -265,8 +281,8 @@ def next_generation(store: Store, job_id: str) -> int:
             return 0
         spec = JobSpec.model_validate(job.spec)
         evolution, generation = spec.candidates, job.generation
-        if generation >= evolution.generations:
-            return 0
+        if not isinstance(evolution, EvolutionCandidates) or generation >= evolution.generations:
+            return 0  # (only evolution has generations: `spec.generations` is 0 for the other strategies)
         if not repository.claim_generation(session, job_id, generation):
             return 0
         rows = session.execute(select(Candidate.id, Candidate.arch, Candidate.score, Candidate.scores)
@@ -286,7 +302,8 @@ def next_generation(store: Store, job_id: str) -> int:
             session.execute(update(Job).where(Job.id == job_id).values(generation=evolution.generations))
             log.warning("job %s: generation %d bred no new arch; scoring ends here", job_id, generation + 1)
             return 0
-        session.execute(Candidate.__table__.insert(), [
+        candidates = cast(Table, Candidate.__table__)  # a Table; declarative types __table__ as FromClause
+        session.execute(candidates.insert(), [
             {"job_id": job_id, "arch": child.arch, "arch_index": space.index(child.arch),
              "seed": scorer.candidate_seed(spec.seed, child.arch), "status": "pending",
              "generation": generation + 1, "parents": [ids[p] for p in child.parents]}
@@ -351,7 +368,7 @@ def rank(store: Store, job_id: str) -> list[int]:
         if spec.final.mode == "none" or not top:
             if repository.transition(session, job_id, ["ranking"], "succeeded", finished_at=utcnow()):
                 session.flush()
-                job = session.get(Job, job_id, populate_existing=True)
+                job = _reread(session, job_id)
                 job.result = _result(session, job, selected_by="score").stored()
             return []
         # Transition first: a job cancelled while this ran (or a concurrent duplicate `rank` that won)
@@ -426,11 +443,13 @@ def train_candidate(
         if job is None or training is None or job.status != "training":
             return training.status if training is not None else "missing"
         attempt = repository.claim_training(session, training.id, runtime.worker_name, lease_seconds)
-        if attempt is None:
-            return session.scalar(select(Training.status).where(Training.id == training.id))
+        if attempt is None:  # "missing": the row went meanwhile (its job deleted), as below
+            return session.scalar(select(Training.status).where(Training.id == training.id)) or "missing"
         repository.touch(session, job_id)
         spec, data = JobSpec.model_validate(job.spec), job.data
         cand = session.get(Candidate, candidate_id)
+        if cand is None:  # its training row's foreign key keeps the candidate: a broken store
+            raise LookupError(f"training {training.id} of job {job_id} has no candidate {candidate_id}")
         arch, seed, training_id, mode = cand.arch, cand.seed, training.id, training.mode
     start = time.perf_counter()
     try:
@@ -462,7 +481,8 @@ def _training_status(store: Store, training_id: int) -> str | None:
         return session.scalar(select(Training.status).where(Training.id == training_id))
 
 
-def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_progress, mode="train") -> dict[str, Any]:
+def _train(store: Store, runtime: Runtime, spec: JobSpec, job_id: str, training_id: int, attempt: int, arch: str,
+           seed: int, on_progress: ProgressFn, mode: str = "train") -> dict[str, Any]:
     """Train with a checkpoint after every epoch; a taken-over training resumes from the last one.
 
     The checkpoint is written under the training's row lock, after the fencing check, and the row's
@@ -473,37 +493,42 @@ def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_pr
     from scorer.scoring import build_candidate
     from scorer.train import TrainConfig, check_resume, train_network
 
+    final = spec.final
+    if not isinstance(final, TrainStage):  # (train_candidate looks a benchmark's record up instead)
+        raise ValueError(f"final.mode={final.mode!r} trains nothing")
     info = runtime.dataset_info(spec.dataset)
     net = build_candidate(spec.space, arch, seed, info.num_classes, info.in_shape)
-    epochs = spec.final.retrain_epochs if mode == RETRAIN else spec.final.epochs
-    config = TrainConfig(epochs=epochs, batch_size=spec.final.batch_size or info.batch_size, lr=spec.final.lr,
+    epochs = final.retrain_epochs if mode == RETRAIN else final.epochs
+    config = TrainConfig(epochs=epochs, batch_size=final.batch_size or info.batch_size, lr=final.lr,
                          seed=seed % (2**31), device=runtime.device)
     train = runtime.split(spec.dataset, "train")
     streams = not isinstance(train, tuple)  # an image folder, decoded from disk batch by batch
     artifacts = runtime.artifacts
     relative = artifacts.checkpoint(job_id, _candidate_of(store, training_id), mode) if artifacts else None
+    # The checkpoint's file on this node (None: checkpoints are not kept); the row stores `relative`.
+    file = artifacts.path(relative) if artifacts is not None and relative is not None else None
     resume = None
-    if relative is not None and artifacts.path(relative).is_file():
+    if file is not None and file.is_file():
         try:  # writes are atomic, so a crash mid-write leaves the previous epoch's file; anything else: start over
-            resume = load_checkpoint(artifacts.path(relative))
+            resume = load_checkpoint(file)
             check_resume(resume, config, math.ceil(len(train if streams else train[1]) / config.batch_size))
             log.info("training %s resumes after epoch %s", training_id, resume["epoch"])
         except (CheckpointError, ValueError) as error:
             log.warning("training %s: checkpoint unusable (%s); starting from epoch 1", training_id, error)
             resume = None
     with store.session() as session:
-        training = session.get(Training, training_id, with_for_update=True, populate_existing=True)
+        training = _locked_training(session, training_id)
         if training.attempts == attempt:
             training.epochs = list(resume["epochs"]) if resume else []
             training.checkpoint_epoch = resume["epoch"] if resume else None
 
     def checkpoint(state: dict) -> bool:
         with store.session() as session:
-            training = session.get(Training, training_id, with_for_update=True, populate_existing=True)
+            training = _locked_training(session, training_id)
             if training.status != "running" or training.attempts != attempt:
                 return False  # taken over by another worker: stop, the new holder's epochs count
-            if relative is not None:
-                save_checkpoint(state, artifacts.path(relative))
+            if file is not None:
+                save_checkpoint(state, file)
                 training.artifact, training.checkpoint_epoch = relative, state["epoch"]
             training.epochs = list(state["epochs"])
             training.heartbeat_at = db_now()  # the database's clock, as every lease (models/clock.py)
@@ -524,14 +549,28 @@ def _train(store, runtime, spec, job_id, training_id, attempt, arch, seed, on_pr
     return {"valid_acc": result.valid_acc, "test_acc": result.test_acc}
 
 
+def _locked_training(session: Session, training_id: int) -> Training:
+    """The training's row, locked and re-read; LookupError once it is gone (train_candidate records
+    this attempt as failed, as for any training error)."""
+    training = session.get(Training, training_id, with_for_update=True, populate_existing=True)
+    if training is None:
+        raise LookupError(f"training {training_id} is gone (its job was deleted)")
+    return training
+
+
 def _candidate_of(store: Store, training_id: int) -> int:
     with store.session() as session:
-        return session.scalar(select(Training.candidate_id).where(Training.id == training_id))
+        candidate_id = session.scalar(select(Training.candidate_id).where(Training.id == training_id))
+    if candidate_id is None:  # train_candidate records this attempt as failed, as for any training error
+        raise LookupError(f"training {training_id} is gone (its job was deleted)")
+    return candidate_id
 
 
 def _lookup(runtime: Runtime, spec: JobSpec, arch: str) -> dict[str, Any]:
     from scorer.benchmark import lookup
 
+    if not isinstance(spec.final, BenchmarkStage):  # rank makes trainings only for final.mode train or benchmark
+        raise ValueError(f"final.mode={spec.final.mode!r} has no benchmark record to look up")
     record = lookup(spec.space, arch, spec.dataset, runtime.benchmark_dir, hp=spec.final.hp)
     return {"valid_acc": record.valid_acc, "test_acc": record.test_acc, "epochs": [record.to_dict()]}
 
@@ -552,7 +591,7 @@ def finalise(store: Store, job_id: str, runtime: Runtime | None = None) -> bool:
             return False
         repository.mark_stage(session, job_id, "training", "finished")
         session.flush()
-        job = session.get(Job, job_id, populate_existing=True)
+        job = _reread(session, job_id)
         done = session.scalar(select(func.count()).select_from(Training).where(
             and_(Training.job_id == job_id, Training.status == "done")))
         if not done:
@@ -604,6 +643,9 @@ def _deliver(store: Store, runtime: Runtime, job_id: str) -> ExportInfo | None:
     """Before the job succeeds: export the winner, then drop the other checkpoints (unless kept)."""
     from .export import ExportNotReady, build_export
 
+    artifacts = runtime.artifacts
+    if artifacts is None:  # (finalise calls this only with an artifact store)
+        return None
     with store.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "training" or session.scalar(select(func.count()).select_from(Training).where(
@@ -619,9 +661,17 @@ def _deliver(store: Store, runtime: Runtime, job_id: str) -> ExportInfo | None:
     except Exception as error:  # a model the exporters cannot handle must not fail a finished search
         log.exception("exporting the winner of job %s failed", job_id)
         return ExportInfo(status="failed", reason=f"{type(error).__name__}: {error}"[:2000])
-    if not spec.final.keep_checkpoints:
-        runtime.artifacts.prune_trainings(job_id, keep={export.candidate_id})
+    if not spec.final.keep_checkpoints and export.candidate_id is not None:  # (a ready export names its winner)
+        artifacts.prune_trainings(job_id, keep={export.candidate_id})
     return export
+
+
+def _reread(session: Session, job_id: str) -> Job:
+    """The job's row as this transaction has just moved it on (so it exists)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise LookupError(f"job {job_id} is gone from the transaction that moved it on")
+    return job
 
 
 def _result(session, job: Job, selected_by: str) -> JobResult:
@@ -644,7 +694,8 @@ def _result(session, job: Job, selected_by: str) -> JobResult:
     training_seconds, n_trained = session.execute(
         select(func.coalesce(func.sum(Training.seconds), 0.0), func.count(Training.seconds))
         .where(Training.job_id == job.id, Training.status == "done")).one()
-    measured = [e for e in top if e.valid_acc is not None and e.score is not None]
+    measured = [(e.score, e.params, e.valid_acc) for e in top  # scored candidates all have params
+                if e.score is not None and e.params is not None and e.valid_acc is not None]
     energy = _energy(session, job.id)
     return JobResult(
         winner=winner,
@@ -653,8 +704,8 @@ def _result(session, job: Job, selected_by: str) -> JobResult:
         compute_seconds={"scoring": round(scoring_seconds, 3), "training": round(training_seconds, 3)},
         compute=report.compute(scoring_seconds, n_scored, training_seconds, n_trained, job.n_candidates,
                                device=", ".join(_devices(session, job.id)) or "unknown", energy=energy),
-        validity=report.validity([e.score for e in measured], [e.params for e in measured],
-                                 [e.valid_acc for e in measured], job.proxy),
+        validity=report.validity([score for score, _, _ in measured], [params for _, params, _ in measured],
+                                 [acc for _, _, acc in measured], job.proxy),
         cut=_cut(session, job),
         retrain=_retraining(session, job.id),
         scorer_version=scorer.__version__,

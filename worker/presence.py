@@ -45,15 +45,17 @@ def record(store: Store, name: str, *, hostname: str | None = None, device: str 
         values.setdefault("current_job", None)
     insert_values = {"name": name[:128], "hostname": (hostname or socket.gethostname())[:128],
                      "device": (device or "unknown")[:64], "started_at": db_now(), **values}
+    from sqlalchemy.dialects import postgresql, sqlite
+
     with store.session() as session:
         dialect = session.get_bind().dialect.name
+        stmt: postgresql.Insert | sqlite.Insert  # each dialect has its own ON CONFLICT
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            stmt = postgresql.insert(Worker).values(**insert_values)
         elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            stmt = sqlite.insert(Worker).values(**insert_values)
         else:  # pragma: no cover - the store supports these two
             raise RuntimeError(f"no upsert for {dialect}")
-        stmt = insert(Worker).values(**insert_values)
         session.execute(stmt.on_conflict_do_update(index_elements=[Worker.name], set_=values))
 
 

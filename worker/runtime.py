@@ -82,7 +82,8 @@ class Runtime:
         """Tensors for built-in sets; a streaming torch Dataset for image folders (None: no such split)."""
         from scorer.data import get_dataset, load_split
 
-        source = _FOLDERS[dataset] if dataset in _FOLDERS else get_dataset(dataset)
+        # Any: a streaming source (an image folder) has `stream` and `has_split`, which the Dataset protocol lacks
+        source: Any = _FOLDERS[dataset] if dataset in _FOLDERS else get_dataset(dataset)
         if hasattr(source, "stream"):
             return source.stream(split) if source.has_split(split) else None
         return load_split(dataset, split, data_dir=self.data_dir)

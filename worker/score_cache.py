@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from sqlalchemy import delete, func, select, update
 
 from models import ScoreCacheEntry, Store, utcnow
+from models.base import changed
 
 
 def key(*, space: str, arch: str, data: str, probe_size: int, probe_seed: int, init_seed: int, repeat: int,
@@ -42,11 +43,11 @@ def lookup(store: Store, keys: Iterable[str]) -> dict[str, ScoreCacheEntry]:
 def insert(session, *, cache_key: str, space: str, arch: str, proxy: str, scores: dict[str, Any], params: int | None,
            seconds: float | None) -> None:
     """Store an entry unless one exists (inside the caller's transaction)."""
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    session.execute(dialect_insert(ScoreCacheEntry).values(
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement: postgresql.Insert | sqlite.Insert = (  # each dialect has its own ON CONFLICT
+        postgresql.insert(ScoreCacheEntry) if session.bind.dialect.name == "postgresql" else sqlite.insert(ScoreCacheEntry))
+    session.execute(statement.values(
         key=cache_key, space=space, arch=arch, proxy=proxy, scores=scores, params=params, seconds=seconds, hits=0,
         created_at=utcnow()).on_conflict_do_nothing(index_elements=["key"]))
 
@@ -58,7 +59,9 @@ def stats(store: Store) -> dict[str, Any]:
             func.coalesce(func.sum(ScoreCacheEntry.seconds * ScoreCacheEntry.hits), 0.0))).one()
         per_proxy = dict(session.execute(select(ScoreCacheEntry.proxy, func.count())
                                          .group_by(ScoreCacheEntry.proxy)).all())
-    return {"entries": entries, "hits": int(hits), "seconds_saved": round(float(seconds), 1), "per_proxy": per_proxy}
+    # coalesce(..., 0.0) is never NULL; its stub keeps the summed column's Optional
+    return {"entries": entries, "hits": int(hits), "seconds_saved": round(float(seconds), 1),  # type: ignore[arg-type]
+            "per_proxy": per_proxy}
 
 
 def clear(store: Store, proxy: str | None = None) -> int:
@@ -66,4 +69,4 @@ def clear(store: Store, proxy: str | None = None) -> int:
         query = delete(ScoreCacheEntry)
         if proxy is not None:
             query = query.where(ScoreCacheEntry.proxy == proxy)
-        return session.execute(query).rowcount
+        return changed(session, query)
