@@ -20,6 +20,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from knas.settings import Settings
@@ -220,6 +221,14 @@ def existing_job_id(job_id: Annotated[str, Depends(canonical_job_id)], store: St
         if session.scalar(visible(select(Job.id).where(Job.id == job_id), user)) is None:
             raise job_not_found(job_id)
     return job_id
+
+
+def job_row(session: Session, job_id: str) -> Job:
+    """The job a `JobIdDep` route reads; 404 if it was deleted since the dependency looked."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise job_not_found(job_id)
+    return job
 
 
 JobIdDep = Annotated[str, Depends(existing_job_id)]

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable, Literal
 
 import anyio
 from fastapi import Request
@@ -136,7 +136,7 @@ class Snapshot:
     trainings: list[tuple[int, int, str, list[dict[str, Any]]]]  # (id, candidate id, mode, epochs)
 
 
-def load_snapshot(store: Store, job_id: str, seen: tuple | None) -> Snapshot | None | bool:
+def load_snapshot(store: Store, job_id: str, seen: tuple | None) -> Snapshot | None | Literal[False]:
     """The job as the stream shows it; None if its version is `seen` (one small query); False if it is gone."""
     with store.session() as session:
         row = session.execute(version_query(job_id)).first()
@@ -145,6 +145,8 @@ def load_snapshot(store: Store, job_id: str, seen: tuple | None) -> Snapshot | N
         if tuple(row) == seen:
             return None
         job = session.get(Job, job_id)
+        if job is None:  # deleted since the version was read
+            return False
         trainings = session.execute(select(Training.id, Training.candidate_id, Training.mode, Training.epochs)
                                     .where(Training.job_id == job_id).order_by(Training.id)).all()
         return Snapshot(tuple(row), job_summary(job), [tuple(t) for t in trainings])

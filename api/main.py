@@ -166,8 +166,9 @@ async def on_unexpected_error(_request: Request, _exc: Exception) -> JSONRespons
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    # Starlette types a handler as taking any Exception; it passes each one only the class it is registered for.
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, on_database_error)  # OperationalError, InterfaceError, ...
     app.add_exception_handler(PoolTimeoutError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected_error)

@@ -154,3 +154,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[FieldError] | None = Field(default=None, description="one entry per invalid field (422 only)")
+
+
+# A route's documented answers besides its own (`responses=`), typed as FastAPI's decorators take them.
+Responses = dict[int | str, dict[str, Any]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import text
@@ -16,6 +17,9 @@ from models import Store
 
 from ..deps import SettingsDep, StoreDep
 from ..schemas import Health
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 router = APIRouter(tags=["health"])
 
@@ -58,7 +62,7 @@ class HealthCheck:
 
     def __init__(self, broker_url: str | None, cache_s: float = CACHE_S) -> None:
         self.broker_url, self.cache_s = broker_url, cache_s
-        self._redis = None
+        self._redis: Redis | None = None
         self._lock = threading.Lock()
         self._answer: tuple[float, str, str] | None = None
 

@@ -24,15 +24,15 @@ from worker.artifacts import artifacts_from_settings
 from worker.export import read_card
 from worker.jobs import SpecError, cancel_job, check_spec, create_job, delete_job, fail_job, job_status
 
-from ..deps import CurrentUser, JobIdDep, JobIdPath, QueueDep, SettingsDep, StoreDep, job_not_found
+from ..deps import CurrentUser, JobIdDep, JobIdPath, QueueDep, SettingsDep, StoreDep, job_not_found, job_row
 from ..live import CACHE_HEADERS, Cursor, etag, job_events, not_modified, versioned_job
-from ..schemas import CandidatePublic, CandidatesPublic, JobPublic, JobsPublic, Problem
+from ..schemas import CandidatePublic, CandidatesPublic, JobPublic, JobsPublic, Problem, Responses
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such job"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such job"}}
 CSV_COLUMNS = ("rank", "arch_index", "arch", "status", "score", "score_std", "params", "proxy_seconds",
                "valid_acc", "test_acc", "training_status", "worker", "error")
 
@@ -120,8 +120,8 @@ def check_active_jobs(session: Session, settings: Settings, user: Principal) -> 
     """
     limit = user.max_jobs if user.max_jobs is not None else settings.user_max_jobs
     lock_user(session, user.name)
-    active = session.scalar(select(func.count()).select_from(Job)
-                            .where(Job.owner == user.name, Job.status.in_(ACTIVE_STATES)))
+    active = session.execute(select(func.count()).select_from(Job)
+                             .where(Job.owner == user.name, Job.status.in_(ACTIVE_STATES))).scalar_one()
     if active >= limit:
         source = f"max-jobs of user {user.name!r}" if user.max_jobs is not None else "KNAS_USER_MAX_JOBS"
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
@@ -158,7 +158,7 @@ def _replay(response: Response, store: Store, job_id: str) -> JobPublic:
 
 def _job_public(store: Store, job_id: str) -> JobPublic:
     with store.session() as session:
-        return JobPublic.model_validate(job_summary(session.get(Job, job_id)))
+        return JobPublic.model_validate(job_summary(job_row(session, job_id)))
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
@@ -222,7 +222,7 @@ def get_jobs(
 
 IfNoneMatch = Annotated[str | None, Header(max_length=2048, description="an ETag from an earlier answer: "
                                                                       "304 with no body if nothing changed")]
-NOT_MODIFIED = {304: {"description": "not modified since the ETag sent in If-None-Match"}}
+NOT_MODIFIED: Responses = {304: {"description": "not modified since the ETag sent in If-None-Match"}}
 
 
 def _conditional(response: Response, tag: str, if_none_match: str | None) -> Response | None:
@@ -250,7 +250,8 @@ def _job_answer(connection: Connection, job_id: str, user: Principal, if_none_ma
     job, version = _visible_job(connection, job_id, user)  # one query: visibility, version and body
     if (unchanged := _conditional(response, etag("job", job_id, version), if_none_match)) is not None:
         return unchanged
-    return JobPublic.model_validate(job_summary(job))
+    # job_summary takes a row of SUMMARY_COLUMNS as well as a Job (its docstring); its annotation names only Job
+    return JobPublic.model_validate(job_summary(job))  # type: ignore[arg-type]
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**NOT_FOUND, **NOT_MODIFIED})
@@ -341,7 +342,7 @@ def cancel(job_id: JobIdDep, store: StoreDep) -> JobPublic:
 def _export_missing(store: Store, job_id: str) -> HTTPException:
     """409 saying why a job has no exported model (yet)."""
     with store.session() as session:
-        job = session.get(Job, job_id)
+        job = job_row(session, job_id)
         export = JobResult.model_validate(job.result).export if job.result else None
     if job.status in ACTIVE_STATES:
         reason = f"job {job_id} is {job.status}: its winner is exported when the job succeeds"

@@ -12,11 +12,11 @@ from typing import Annotated, Literal, Sequence
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import and_, func, select
 
-from models import RETRAIN, Candidate, Job, Training
+from models import RETRAIN, Candidate, Training
 from scorer.correlation import rank_correlations
 
-from ..deps import CurrentUser, JobIdDep, StoreDep
-from ..schemas import Problem
+from ..deps import CurrentUser, JobIdDep, StoreDep, job_row
+from ..schemas import Problem, Responses
 from ..view_schemas import (
     CandidateDetail, GenerationStats, GenerationsView, Histogram, HistogramBin, Me, TrainingsView, TrainingView,
 )
@@ -24,7 +24,7 @@ from ..view_schemas import (
 router = APIRouter(prefix="/v1/jobs", tags=["views"])
 me_router = APIRouter(prefix="/v1", tags=["views"])
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such job (or candidate)"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such job (or candidate)"}}
 
 
 @me_router.get("/me", response_model=Me)
@@ -66,7 +66,7 @@ def histogram(
 ) -> Histogram:
     """Distribution of the job's proxy scores so far (only the scores travel from the database)."""
     with store.session() as session:
-        job = session.get(Job, job_id)
+        job = job_row(session, job_id)
         values = session.scalars(select(Candidate.score).where(Candidate.job_id == job_id,
                                                                Candidate.status == "scored")).all()
         threshold = None
@@ -85,13 +85,14 @@ def histogram(
 def generations(job_id: JobIdDep, store: StoreDep) -> GenerationsView:
     """Best and median score per generation of an evolution job (the job page plots them)."""
     with store.session() as session:
-        job = session.get(Job, job_id)
+        job = job_row(session, job_id)
         rows = session.execute(select(Candidate.generation, Candidate.score).where(
             Candidate.job_id == job_id, Candidate.generation.is_not(None))).all()
         proxy, current = job.proxy, job.generation
     by_generation: dict[int, list[float | None]] = {}
     for generation, score in rows:
-        by_generation.setdefault(generation, []).append(score)
+        if generation is not None:  # (the query has only candidates with a generation)
+            by_generation.setdefault(generation, []).append(score)
     data = []
     for generation in sorted(by_generation):
         scores = sorted(v for v in by_generation[generation] if v is not None and math.isfinite(v))
