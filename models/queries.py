@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, func, select
+from sqlalchemy import Connection, Integer, Row, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .tables import RETRAIN, Candidate, Job, Training
@@ -67,7 +67,7 @@ SUMMARY_COLUMNS = (Job.id, Job.owner, Job.status, Job.priority, Job.space, Job.d
                    Job.trainings_total, Job.trainings_done, Job.trainings_failed)
 
 
-def job_summary(job: Job) -> dict[str, Any]:
+def job_summary(job: Job | Row[Any]) -> dict[str, Any]:
     """A job as the API and CLI show it; its progress is the row's own counters (no further query).
 
     `job` is a `Job` or a row of at least `SUMMARY_COLUMNS`."""

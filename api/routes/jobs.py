@@ -251,7 +251,7 @@ def _job_answer(connection: Connection, job_id: str, user: Principal, if_none_ma
     if (unchanged := _conditional(response, etag("job", job_id, version), if_none_match)) is not None:
         return unchanged
     # job_summary takes a row of SUMMARY_COLUMNS as well as a Job (its docstring); its annotation names only Job
-    return JobPublic.model_validate(job_summary(job))  # type: ignore[arg-type]
+    return JobPublic.model_validate(job_summary(job))
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**NOT_FOUND, **NOT_MODIFIED})
