@@ -13,6 +13,7 @@ Prints
 2. scoring throughput (candidates/s) with 1 and with 2 CPU worker processes;
 3. status-poll latency p50/p99 of GET /v1/jobs/{id} under a bounded load (--rate req/s for --seconds s);
 4. the same job run twice: the second scoring stage reuses the lab-wide score cache (speed-up, same scores);
+   `--cache-only` measures just this;
 5. 1 -> 2 workers against the ideal: two independent scoring processes on the same machine;
    `--scaling-only --pairs P` measures just this, as P alternating (service, scorers alone) pairs
    per worker count (the steady figure: median efficiency at 2 over median efficiency at 1);
@@ -327,6 +328,18 @@ async def python_load(url: str, headers: dict[str, str], clients: int, seconds: 
             "p99_ms": round(q[98] * 1000, 2), "failed": failed}
 
 
+def repeat_figures(stack: Stack, candidates: int, probe: int, say) -> dict:
+    """The lab-wide score cache: the same job twice, the second reusing every score."""
+    first = run_job(stack, candidates, probe, seed=3, cache=True)
+    again = run_job(stack, candidates, probe, seed=3, cache=True)
+    figures = {"first_s": round(first["wall"], 2), "again_s": round(again["wall"], 3),
+               "speedup": round(first["wall"] / max(again["wall"], 1e-3), 1),
+               "identical_scores": first["scores"] == again["scores"]}
+    say(f"repeated job (score cache): scoring stage {first['wall']:.2f} s, then {again['wall']:.3f} s "
+        f"(x{figures['speedup']}); identical scores: {figures['identical_scores']}")
+    return figures
+
+
 def scaling_figures(pairs: int, candidates: int, chunk_size: int, probe: int, say) -> dict:
     """1 -> 2 workers against the ideal, measured so that the host's drift cancels.
 
@@ -410,11 +423,23 @@ def main() -> None:
     parser.add_argument("--reads-only", action="store_true", help="only the reads of a 15,625-candidate job")
     parser.add_argument("--pairs", type=int, default=3, help="alternating (service job, scorer alone) pairs for the overhead")
     parser.add_argument("--overhead-only", action="store_true", help="only the per-candidate overhead (one worker)")
+    parser.add_argument("--cache-only", action="store_true",
+                        help="only the repeated job: the second run's scoring stage served by the score cache")
     parser.add_argument("--scaling-only", action="store_true",
                         help="only 1 -> 2 workers against the ideal, as --pairs alternating pairs per worker count")
     args = parser.parse_args()
     say = (lambda *a, **k: None) if args.json else print
     figures: dict = {"candidates": args.candidates, "probe": args.probe, "chunk_size": args.chunk_size}
+    if args.cache_only:
+        stack = Stack(1, chunk_size=args.chunk_size)
+        try:
+            run_job(stack, max(10, args.chunk_size), args.probe, seed=1)  # warm-up, as the other figures
+            figures["repeat"] = repeat_figures(stack, args.candidates, args.probe, say)
+        finally:
+            stack.close()
+        if args.json:
+            print(json.dumps(figures, indent=2))
+        return
     if args.scaling_only:
         figures["scaling"] = scaling_figures(args.pairs, args.candidates, args.chunk_size, args.probe, say)
         if args.json:
@@ -492,14 +517,7 @@ def main() -> None:
                 say(f"status polls: {len(latencies)} answered at {args.rate}/s for {args.seconds} s: "
                     f"p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms; failed: {len(errors)}"
                     + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
-                # The lab-wide score cache: the same job twice, the second reusing every score.
-                first = run_job(stack, args.candidates, args.probe, seed=3, cache=True)
-                again = run_job(stack, args.candidates, args.probe, seed=3, cache=True)
-                figures["repeat"] = {"first_s": round(first["wall"], 2), "again_s": round(again["wall"], 3),
-                                     "speedup": round(first["wall"] / max(again["wall"], 1e-3), 1),
-                                     "identical_scores": first["scores"] == again["scores"]}
-                say(f"repeated job (score cache): scoring stage {first['wall']:.2f} s, then {again['wall']:.3f} s "
-                    f"(x{figures['repeat']['speedup']}); identical scores: {figures['repeat']['identical_scores']}")
+                figures["repeat"] = repeat_figures(stack, args.candidates, args.probe, say)
         finally:
             stack.close()
     if args.overhead_only:
