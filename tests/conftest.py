@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from shared_data import SHARED_DATA, require_shared  # noqa: E402,F401  (re-exported for fixtures)
+import tests.plugins.tiny_dataset  # noqa: F401  (the test-only "tiny" dataset; workers load it through KNAS_PLUGINS)
 
-# Helpers in tests/scorer (reference loops, benchmark-file writer) are importable from every test.
-sys.path.insert(0, str(REPO / "tests" / "scorer"))
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -34,13 +30,6 @@ def runtime():
     from worker.runtime import Runtime
 
     return Runtime(data_dir=None, benchmark_dir=None, device="cpu", worker_name="test")
-
-
-# The test-only "tiny" dataset plug-in; worker subprocesses load it through KNAS_PLUGINS.
-sys.path.insert(0, str(REPO / "tests" / "plugins"))
-import tiny_dataset  # noqa: E402,F401
-
-PLUGIN_PATH = str(REPO / "tests" / "plugins")
 
 
 # ---------------------------------------------------------------- real services

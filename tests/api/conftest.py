@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from knas.client import KnasClient
-from processes import free_port
+from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

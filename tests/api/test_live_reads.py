@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from knas.client import _parse_events
-from conftest import REPO, tiny_spec, wait_until
+from tests.api.conftest import REPO, tiny_spec, wait_until
 
 
 # ---------------------------------------------------------------- ETag / If-None-Match

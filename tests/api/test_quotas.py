@@ -6,17 +6,13 @@ view is paginated. (max-jobs under racing POSTs: test_quota_races.py.)
 """
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
 from models import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dashboard"))
-from seed import seed_trained_job  # noqa: E402
+from tests.dashboard.seed import seed_trained_job
 
 QUOTA_ENV = {"KNAS_MAX_TOP_K": "4", "KNAS_MAX_TRAINING_EPOCHS": "10", "KNAS_MAX_BATCH_SIZE": "64",
              "KNAS_MAX_USER_PRIORITY": "5"}

@@ -11,7 +11,7 @@ import httpx
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO, LiveServer, clean_env, wait_until
+from tests.api.conftest import REPO, LiveServer, clean_env, wait_until
 
 LIMIT = 6
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from scorer.proxies import get_proxy
-from shared_data import require_shared
+from tests.shared_data import require_shared
 
 REPO = Path(__file__).resolve().parents[2]
 

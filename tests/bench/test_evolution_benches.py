@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from shared_data import require_shared
+from tests.shared_data import require_shared
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,6 @@ A module of its own (not conftest) so the test modules can import it by name.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -12,11 +11,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from tests.api.conftest import LiveServer, clean_env, tiny_spec, wait_until  # noqa: F401  (re-exported)
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("knas_live_server", REPO / "tests" / "api" / "conftest.py")
-live = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(live)
-LiveServer, clean_env, tiny_spec, wait_until = live.LiveServer, live.clean_env, live.tiny_spec, live.wait_until
 
 CHROMIUM = os.environ.get("KNAS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("KNAS_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")

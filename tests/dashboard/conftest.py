@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, LiveServer, browser_missing, clean_env
+from tests.dashboard.browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, LiveServer, browser_missing, clean_env
 
 
 @pytest.fixture(scope="session")

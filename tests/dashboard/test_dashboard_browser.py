@@ -10,7 +10,7 @@ import shutil
 import httpx
 import pytest
 
-from browser_helpers import DOCS_SCREENSHOT, UPDATE_SCREENSHOT, tiny_spec, wait_until
+from tests.dashboard.browser_helpers import DOCS_SCREENSHOT, UPDATE_SCREENSHOT, tiny_spec, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from reliability_harness import LEDGER, PostgresCluster, Stack, find_binary, fresh_database, write_summary
+from tests.reliability.reliability_harness import LEDGER, PostgresCluster, Stack, find_binary, fresh_database, write_summary
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,10 +27,10 @@ from typing import Any, Callable, Iterable, Iterator
 import httpx
 import pytest
 
+from tests.processes import free_port, process_alive
+from tests.worker.live_workers import WorkerProc, descendants, worker_env  # the live tests' worker helpers
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "worker"))
-from live_workers import WorkerProc, descendants, worker_env  # noqa: E402  (the live tests' worker helpers)
-from processes import free_port, process_alive  # noqa: E402
 
 IN_CI = bool(os.environ.get("CI"))
 DONE = ("succeeded", "failed", "cancelled")

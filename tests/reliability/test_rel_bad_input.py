@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import func, select
 
 from models import Job
-from reliability_harness import LEDGER, Stack
+from tests.reliability.reliability_harness import LEDGER, Stack
 
 TSS = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 BASE = {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": 3},

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Candidate, Training
-from reliability_harness import LEDGER, StateWatch, Stack, check_job, tiny_spec, wait_for
+from tests.reliability.reliability_harness import LEDGER, StateWatch, Stack, check_job, tiny_spec, wait_for
 from worker import pipeline
 
 

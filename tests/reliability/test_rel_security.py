@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from models import Candidate, Job
-from reliability_harness import REPO, Stack, wait_for
+from tests.reliability.reliability_harness import REPO, Stack, wait_for
 
 SPEC = {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": 3},
         "proxy": {"name": "mgm", "batch_size": 8}, "seed": 0, "top_k": 1, "final": {"mode": "none"}}

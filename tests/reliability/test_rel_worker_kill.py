@@ -11,7 +11,7 @@ import time
 from sqlalchemy import func, select
 
 from models import Candidate, Training, Worker
-from reliability_harness import LEDGER, StateWatch, assert_complete, check_job, tiny_spec, wait_for
+from tests.reliability.reliability_harness import LEDGER, StateWatch, assert_complete, check_job, tiny_spec, wait_for
 
 
 def test_a_worker_killed_while_scoring_a_chunk_loses_nothing(stack):

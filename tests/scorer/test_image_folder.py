@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from image_folders import make_image_folder
+from tests.image_folders import make_image_folder
 from scorer.folders import (
     FolderSummary,
     ImageFolderError,

@@ -20,7 +20,7 @@ import torch
 from scorer.data import DATASETS, DatasetInfo, DatasetNotFoundError, benchmark_datasets, load_split, probe_batch
 from scorer.proxies import PROXIES, ProxyInfo, get_proxy
 from scorer.registry import Registry, UnknownNameError
-from shared_data import SHARED_DATA
+from tests.shared_data import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from live_workers import REPO, WorkerProc, worker_env
+from tests.worker.live_workers import REPO, WorkerProc, worker_env
 
 
 @pytest.fixture

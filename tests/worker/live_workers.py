@@ -8,18 +8,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from processes import process_alive
+from tests.processes import process_alive
 
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN_PATH = REPO / "tests" / "plugins"  # tiny_dataset.py: the test-only dataset, loaded via KNAS_PLUGINS
+TINY_PLUGIN = "tests.plugins.tiny_dataset"  # the test-only dataset, loaded by dotted name via KNAS_PLUGINS
 
 
 def worker_env(pg_url: str, redis_url: str, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KNAS_")}
     env.update(
-        KNAS_HOME=str(home), KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url, KNAS_PLUGINS="tiny_dataset",
+        KNAS_HOME=str(home), KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url, KNAS_PLUGINS=TINY_PLUGIN,
         KNAS_CHUNK_SIZE="2", KNAS_SWEEP_INTERVAL="1",
-        PYTHONPATH=os.pathsep.join(p for p in (str(PLUGIN_PATH), str(REPO), env.get("PYTHONPATH", "")) if p),
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),  # `tests.` importable
     )
     env.update(extra)
     return env

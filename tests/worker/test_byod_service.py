@@ -17,11 +17,11 @@ import zipfile
 import httpx
 import pytest
 
-from image_folders import make_image_folder
-from live_workers import REPO, wait_for_rows, worker_env
+from tests.image_folders import make_image_folder
+from tests.worker.live_workers import REPO, wait_for_rows, worker_env
 from models import Store
 from models.users import add_user
-from processes import free_port
+from tests.processes import free_port
 
 EXPORTED = {"model.torchscript.pt", "model.onnx", "weights.safetensors", "arch.json", "card.json", "MODEL_CARD.md"}
 

@@ -112,7 +112,7 @@ def test_bad_evolution_specs_name_the_field(candidates, message):
 
 
 def test_two_celery_workers_breed_the_same_generations_as_one_process(pg_url, redis_url, start_worker, tmp_path):
-    from live_workers import wait_for_rows, worker_env
+    from tests.worker.live_workers import wait_for_rows, worker_env
     from test_service_live import submit, wait_done
 
     local = Store(f"sqlite:///{tmp_path / 'local.db'}")

@@ -15,7 +15,7 @@ from models import Candidate, Job, Store
 from worker import jobs
 from worker.dispatch import CeleryQueue
 
-from live_workers import wait_for_rows
+from tests.worker.live_workers import wait_for_rows
 
 WINDOW = 2  # KNAS_FANOUT_WINDOW: chunks of one job in the queue at once
 

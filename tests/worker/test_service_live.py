@@ -17,7 +17,7 @@ from knas.jobspec import JobSpec
 from models import Candidate, Job, Store, Training, Worker, utcnow
 from worker import jobs, pipeline, runner
 
-from live_workers import REPO, wait_for_rows, worker_env
+from tests.worker.live_workers import REPO, wait_for_rows, worker_env
 
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 8},
         "proxy": {"name": "mgm", "batch_size": 8}, "seed": 11, "top_k": 2, "final": {"mode": "train", "epochs": 1},
