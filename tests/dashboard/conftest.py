@@ -1,27 +1,25 @@
 """Browser tests of the dashboard: headless Chromium (Debian's package) driven by Selenium.
 
-The servers are the API tests' `LiveServer` (a real `knas serve` on a loopback port), loaded from
-tests/api/conftest.py by `browser_helpers`. Without Chromium, chromedriver or selenium the browser
-tests skip — and fail under CI, where they must run.
+The servers are the API tests' `LiveServer` (a real `knas serve` on a loopback port, tests/support/servers.py).
+Without Chromium, chromedriver or selenium the browser tests skip — and fail under CI, where they must run.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.dashboard.browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, LiveServer, browser_missing, clean_env
+from tests.dashboard.browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, browser_missing
+from tests.support.require import require_service
+from tests.support.servers import LiveServer, clean_env
 
 
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:
     missing = browser_missing()
     if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: the dashboard's browser tests need a browser: {missing}")
-        pytest.skip(missing)
+        require_service("a browser for the dashboard's browser tests", missing)
     return CHROMIUM, CHROMEDRIVER
 
 

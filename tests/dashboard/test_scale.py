@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from tests.dashboard.seed import seed_big_job, seed_jobs
+from tests.support.seed import seed_big_job, seed_jobs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,7 +39,7 @@ def test_a_page_of_jobs_costs_the_same_few_queries_however_long(store):
 @pytest.fixture(scope="module")
 def big_server(tmp_path_factory):
     """An embedded server whose store already holds 10,000 finished jobs and one job of every cell."""
-    from tests.dashboard.browser_helpers import LiveServer, clean_env
+    from tests.support.servers import LiveServer, clean_env
     from models import Store
 
     home = tmp_path_factory.mktemp("big-home")

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 
 from models import SchemaError, Store, migrate
 from models.db import MIGRATION_LOCK, check_schema, head_revision
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 OLDER = "0009"  # a revision before head: a database the previous release left
 
 

@@ -8,97 +8,33 @@ injected, jobs completed, rows lost, duplicates), printed at the end of the run 
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import httpx
-import pytest
 
-from tests.processes import free_port, process_alive
-from tests.worker.live_workers import WorkerProc, descendants, worker_env  # the live tests' worker helpers
+from tests.support.paths import REPO  # noqa: F401  (re-exported for the tests)
+from tests.support.processes import carries, kill_tree
+from tests.support.servers import LiveServer
+from tests.support.services import PostgresCluster, RedisServer, fresh_database  # noqa: F401  (re-exported)
+from tests.support.specs import tiny_spec  # noqa: F401  (re-exported)
+from tests.support.waiting import wait_for
+from tests.support.workers import WorkerProc, start_worker_process, worker_env
 
-REPO = Path(__file__).resolve().parents[2]
-
-IN_CI = bool(os.environ.get("CI"))
 DONE = ("succeeded", "failed", "cancelled")
 ORDER = {"queued": 0, "scoring": 1, "ranking": 2, "training": 3, "succeeded": 4, "failed": 4, "cancelled": 4}
 
 # Small clocks so lost work comes back in seconds: lease 5 s (the settings' minimum), a sweep per second.
 FAST = {"KNAS_LEASE_SECONDS": "5", "KNAS_SWEEP_INTERVAL": "1", "KNAS_CHUNK_SIZE": "4",
         "KNAS_STALL_TIMEOUT": "600", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "KNAS_DEVICE": "cpu"}
-
-
-def missing(what: str) -> None:
-    """A binary or service the suite needs is not there: a failure in CI, a skip on a laptop."""
-    message = f"{what} is required by tests/reliability but missing"
-    if IN_CI:
-        pytest.fail(f"CI: {message}")
-    pytest.skip(message)
-
-
-def find_binary(name: str) -> str:
-    """`name` on PATH, else PostgreSQL's versioned bin folders (the newest); a failure in CI if absent."""
-    found = shutil.which(name)
-    if found is None:
-        candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                            key=lambda p: [int(x) for x in Path(p).parts[-3].split(".") if x.isdigit()])
-        found = candidates[-1] if candidates else None
-    if found is None:
-        missing(f"the `{name}` binary")
-    return found
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,
-             context: Callable[[], str] = lambda: "") -> Any:
-    """Poll `predicate` until it returns something truthy; AssertionError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{context()}")
-        time.sleep(interval)
-
-
-def _environ(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return b""
-
-
-def kill_tree(pid: int, extra: Iterable[int] = (), marker: str | None = None) -> list[int]:
-    """SIGKILL `pid` and every process below it (collected first, so none is orphaned and missed).
-
-    `extra`: pids seen below it earlier (a child may have been re-parented since); each is killed only
-    if still alive and, with `marker`, only if its environment holds `marker` (this stack's private
-    broker URL), so a reused pid of someone else's process is never hit.
-    """
-    earlier = [p for p in set(extra) if process_alive(p) and (marker is None or marker.encode() in _environ(p))]
-    pids = sorted(set(descendants(pid)) | set(earlier)) + [pid]
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return pids
 
 
 # ---------------------------------------------------------------- the session's figures
@@ -149,210 +85,7 @@ class Ledger:
 LEDGER = Ledger()
 
 
-# ---------------------------------------------------------------- databases on the shared PostgreSQL
-
-PG_ADMIN_URL = os.environ.get("KNAS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-@contextmanager
-def fresh_database(prefix: str = "knas_rel") -> Iterator[str]:
-    """A new, empty database on the test PostgreSQL (tests/conftest.py's `pg_url`, for wider scopes)."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001
-        admin.dispose()
-        missing(f"PostgreSQL at {PG_ADMIN_URL} ({error})")
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-# ---------------------------------------------------------------- private Redis
-
-class RedisServer:
-    """A private `redis-server` on a free loopback port, without persistence: a restart loses everything."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.binary = find_binary("redis-server")
-        self.workdir, self.port = workdir, free_port()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self):
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2)
-
-    def start(self) -> "RedisServer":
-        with open(self.workdir / "redis.log", "a") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.workdir), "--protected-mode", "no", "--loglevel", "warning"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"redis-server exited: {(self.workdir / 'redis.log').read_text()[-2000:]}")
-            try:
-                with self.client() as c:
-                    return bool(c.ping())
-            except Exception:  # noqa: BLE001 - not listening yet
-                return False
-
-        wait_for(up, 20, f"redis-server on port {self.port}")
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: queued and unacknowledged messages are gone with it (no persistence)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def backlog(self) -> int:
-        """Messages waiting in the knas queues plus unacknowledged ones (0 = the broker is drained)."""
-        with self.client() as c:
-            keys = [k for pattern in ("score", "score:*", "train", "train:*") for k in c.keys(pattern)]
-            waiting = sum(c.llen(k) for k in keys if c.type(k) == b"list")
-            return waiting + c.hlen("unacked")
-
-
-# ---------------------------------------------------------------- private PostgreSQL
-
-class PostgresCluster:
-    """initdb into a temp dir, on its own port, as the `postgres` user when we are root (initdb refuses root)."""
-
-    def __init__(self) -> None:
-        self.initdb, self.pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
-        find_binary("postgres")
-        self.root = Path(tempfile.mkdtemp(prefix="knas-pg-"))
-        self.data, self.log = self.root / "data", self.root / "postgres.log"
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            import pwd
-
-            try:
-                user = pwd.getpwnam("postgres")
-            except KeyError:
-                missing("a `postgres` system user (initdb refuses to run as root)")
-            os.chown(self.root, user.pw_uid, user.pw_gid)
-            self.root.chmod(0o700)
-        self._run([self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-                  timeout=120)
-
-    def _run(self, argv: list[str], timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        if self.as_root:
-            argv = [find_binary("runuser"), "-u", "postgres", "--", *argv]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            log = self.log.read_text()[-3000:] if self.log.exists() else ""
-            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{log}")
-        return result
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def start(self) -> "PostgresCluster":
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start"],
-                  timeout=90)
-        return self
-
-    def stop(self, mode: str = "fast") -> None:
-        """`fast`: clients are disconnected, the server shuts down cleanly; `immediate`: like a crash."""
-        self._run([self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"], timeout=90, check=False)
-
-    def running(self) -> bool:
-        return self._run([self.pg_ctl, "-D", str(self.data), "status"], check=False).returncode == 0
-
-    def create_database(self, name: str) -> str:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.url(), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            engine.dispose()
-        return self.url(name)
-
-    def destroy(self) -> None:
-        if self.data.exists():
-            self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-# ---------------------------------------------------------------- processes
-
-class ApiServer:
-    """`knas serve` as an operator runs it in the service (KNAS_DATABASE_URL + KNAS_BROKER_URL); same port on restart."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env, self.log_path, self.port = env, log_path, free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def start(self, timeout: float = 60) -> "ApiServer":
-        with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "knas.cli.main", "serve", "--port", str(self.port), "--log-level", "info"],
-                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def healthy() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"knas serve exited with {self.process.returncode}:\n{self.log[-4000:]}")
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, timeout, "knas serve to answer /healthz", interval=0.1, context=lambda: self.log[-3000:])
-        return self
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            kill_tree(self.process.pid)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
+# ---------------------------------------------------------------- the stack
 
 class Stack:
     """One test's service: a database, a private broker, workers and API servers, all torn down in `close`."""
@@ -363,7 +96,7 @@ class Stack:
         self.db_url, self.tmp = db_url, tmp_path
         self.extra = {**FAST, **env}
         self.workers: list[WorkerProc] = []
-        self.apis: list[ApiServer] = []
+        self.apis: list[LiveServer] = []
         migrate(db_url)  # `knas db upgrade`, as a deployment runs it before any API or worker starts (they only check)
         self.store = Store(db_url)
         self.redis = RedisServer(tmp_path / "redis")
@@ -380,13 +113,8 @@ class Stack:
     # ------------------------------------------------------------ workers
 
     def start_worker(self, name: str, *args: str, **env: str) -> WorkerProc:
-        log = self.tmp / f"worker-{name}-{len(self.workers)}.log"
-        with open(log, "a") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "knas.cli.main", "worker", "--device", "cpu", "--threads", "1",
-                 "--name", name, *args],
-                env=self.env(**env), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        worker = WorkerProc(name, proc, log, [])
+        worker = start_worker_process(name, *args, env=self.env(**env),
+                                      log=self.tmp / f"worker-{name}-{len(self.workers)}.log")
         self.workers.append(worker)
         return worker
 
@@ -425,7 +153,7 @@ class Stack:
                 continue
             worker.remember_children()
             for pid in worker.known:
-                if process_alive(pid) and self.redis.url.encode() in _environ(pid):
+                if carries(pid, self.redis.url):
                     os.kill(pid, signal.SIGCONT if resume else signal.SIGSTOP)
 
     def logs(self) -> str:
@@ -435,9 +163,10 @@ class Stack:
 
     # ------------------------------------------------------------ API
 
-    def start_api(self, **env: str) -> ApiServer:
+    def start_api(self, **env: str) -> LiveServer:
+        """`knas serve` as an operator runs it in the service (KNAS_DATABASE_URL + KNAS_BROKER_URL); same port on restart."""
         full = {k: v for k, v in self.env(**env).items() if k != "KNAS_PLUGINS"}  # the API never imports torch
-        api = ApiServer(full, self.tmp / f"api-{len(self.apis)}.log")
+        api = LiveServer(full, self.tmp / f"api-{len(self.apis)}.log", log_level="info")
         self.apis.append(api)
         return api.start()
 
@@ -529,7 +258,7 @@ class Stack:
                 worker.proc.wait(timeout=10)
             else:  # reaped: never touch its pid again; only processes that carry this stack's broker URL
                 for pid in worker.known:
-                    if process_alive(pid) and self.redis.url.encode() in _environ(pid):
+                    if carries(pid, self.redis.url):
                         os.kill(pid, signal.SIGKILL)
         self.store.dispose()
         self.redis.stop()
@@ -697,16 +426,6 @@ def assert_complete(store, job_id: str, context: Callable[[], str] = lambda: "")
             assert [e["epoch"] for e in t.epochs] == list(range(1, spec["final"]["epochs"] + 1))
         assert job.result["winner"]["arch"] in {e["arch"] for e in job.result["top_k"]}
     return check
-
-
-def tiny_spec(n: int, *, seed: int, proxy: str = "ensemble", probe: int = 16, top_k: int = 2,
-              epochs: int | None = None, priority: int = 5) -> dict[str, Any]:
-    """A job on the test-only `tiny` dataset (3x8x8 images): ensemble scoring costs ~0.25 s a candidate,
-    an epoch of training ~0.1-0.3 s, so a fault can be aimed at a stage and the job still ends in seconds."""
-    final = {"mode": "train", "epochs": epochs} if epochs else {"mode": "none"}
-    return {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": n},
-            "proxy": {"name": proxy, "batch_size": probe}, "seed": seed, "top_k": top_k, "final": final,
-            "priority": priority}
 
 
 class Poller(threading.Thread):

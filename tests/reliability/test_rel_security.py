@@ -204,7 +204,7 @@ def test_the_same_post_with_an_idempotency_key_creates_one_job_also_when_concurr
                                      .group_by(Job.idempotency_key)).all())
     assert keyed == {"nightly-1": 1, "nightly-2": 1}
     # Exactly one start message per job reached the broker (no worker runs here to take them).
-    wait_for(lambda: s.redis.backlog() == backlog + 2, 10, "two start_job messages",
+    wait_for(lambda: s.redis.backlog() == backlog + 2, 10, "two start_job messages", interval=0.05,
              context=lambda: f"backlog {s.redis.backlog()}, before {backlog}")
 
     # The key is per user: the same key from someone else is their own job.

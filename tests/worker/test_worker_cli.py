@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from knas.cli.main import cli
 from knas.cli.worker_cmd import WorkerProcess, _supervise, plan_workers
 from knas.settings import get_settings
-from tests.worker.live_workers import descendants, wait_for_rows
+from tests.support.workers import wait_for_rows
 from models import Store
-from tests.processes import process_alive
+from tests.support.processes import descendants, process_alive
 
 
 @pytest.fixture
