@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from tests.reliability.reliability_harness import LEDGER, Stack, write_summary
+from tests.reliability.ledger import LEDGER, write_summary
+from tests.reliability.stack import Stack
 from tests.support.require import require_binary
 from tests.support.services import fresh_database
 

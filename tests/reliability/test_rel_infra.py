@@ -11,7 +11,11 @@ import time
 
 import httpx
 
-from tests.reliability.reliability_harness import LEDGER, Poller, StateWatch, assert_complete, tiny_spec, wait_for
+from tests.reliability.checks import assert_complete
+from tests.reliability.ledger import LEDGER
+from tests.reliability.watchers import Poller, StateWatch
+from tests.support.specs import tiny_spec
+from tests.support.waiting import wait_for
 
 # A job the API accepts (the test-only `tiny` dataset is a worker plug-in): ~0.3-0.8 s a candidate on the
 # embedded digits, so two workers take several seconds over 24 of them.

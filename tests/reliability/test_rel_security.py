@@ -20,10 +20,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from models import Candidate, Job
-from tests.reliability.reliability_harness import REPO, Stack, wait_for
+from tests.reliability.stack import Stack
+from tests.support.paths import REPO
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
 
-SPEC = {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": 3},
-        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 0, "top_k": 1, "final": {"mode": "none"}}
+SPEC = job_spec(3)  # digits, 3 candidates, mgm: the API server knows it (no tiny plug-in there)
 
 
 @dataclass
