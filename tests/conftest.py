@@ -39,15 +39,16 @@ def runtime():
 # ---------------------------------------------------------------- lanes (markers)
 
 # A test's lane follows from what it uses, so no test has to remember to mark itself:
-# `service` needs PostgreSQL or Redis, `live` starts a server or worker process, `browser` drives
-# Chromium, `slow` runs whole searches (every CLI and bench test runs one in a subprocess; other
-# files mark themselves). `pytest -m "not live and not service and not browser and not slow"` is
-# the fast lane (README.md).
+# `service` needs PostgreSQL or Redis, `live` starts a `knas serve` or `knas worker` process (an
+# in-process server, tests/support/servers.py, is not one), `browser` drives Chromium, `slow` runs
+# whole searches (every CLI and bench test runs one in a subprocess; other files and tests mark
+# themselves). `pytest -m "not live and not service and not browser and not slow"` is the fast lane
+# (README.md, docs/testing.md).
 _LANE_FIXTURES = {
     "service": {"pg_url", "empty_pg_url", "redis_url", "pg_cluster", "stack", "module_stack"},
-    "live": {"embedded_server", "dashboard_server", "start_server", "pg_server", "pg_server_with_broker",
-             "start_worker", "finished_job", "api", "http"},
+    "live": {"start_live_server", "start_worker"},
     "browser": {"chromium", "open_browser"},
+    "slow": {"finished_job", "trained_job"},  # a job run to the end on the in-process server (tests/api)
 }
 _LANE_FOLDERS = {"reliability": ("service", "live", "slow"), "deploy": ("live",), "cli": ("slow",), "bench": ("slow",)}
 

@@ -1,7 +1,9 @@
-"""Servers for the API tests: `knas serve` (uvicorn) in a subprocess on a free loopback port.
+"""Servers for the API tests.
 
-The embedded server (SQLite + in-process queue) is shared by the whole session;
-tests that kill or break a server start their own.
+Route tests talk to `create_app` served in this process (`InProcessServer`, tests/support/servers.py):
+the embedded server (SQLite + in-process queue) is shared by the whole session, and `start_server`
+starts one of a test's own. Tests about the `knas serve` process itself (a kill and a restart, its
+uvicorn options, what it creates and logs on start-up) start one with `start_live_server`.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import free_port
-from tests.support.servers import LiveServer, clean_env
+from tests.support.servers import InProcessServer, LiveServer, clean_env
 from tests.support.specs import job_spec
 
 
@@ -21,29 +23,43 @@ def embedded_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedded_server(embedded_home: Path, tmp_path_factory):
-    server = LiveServer(clean_env(KNAS_HOME=str(embedded_home)),
-                        tmp_path_factory.mktemp("logs") / "embedded.log").start()
+def embedded_server(embedded_home: Path):
+    server = InProcessServer(clean_env(KNAS_HOME=str(embedded_home))).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def api(embedded_server: LiveServer):
+def api(embedded_server: InProcessServer):
     with embedded_server.client() as client:
         yield client
 
 
 @pytest.fixture
-def http(embedded_server: LiveServer):
+def http(embedded_server: InProcessServer):
     """A raw httpx client, for requests KnasClient would never send."""
     with embedded_server.http() as client:
         yield client
 
 
 @pytest.fixture
-def start_server(tmp_path: Path):
-    """Start a server of this test's own (stopped afterwards): `start_server(KNAS_HOME=..., ...)`."""
+def start_server():
+    """Start an in-process server of this test's own (stopped afterwards): `start_server(KNAS_HOME=..., ...)`."""
+    started: list[InProcessServer] = []
+
+    def start(**env: str) -> InProcessServer:
+        server = InProcessServer(clean_env(**env))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def start_live_server(tmp_path: Path):
+    """Start `knas serve` in a subprocess (stopped afterwards): `start_live_server(KNAS_HOME=..., ...)`."""
     started: list[LiveServer] = []
 
     def start(**env: str) -> LiveServer:
@@ -68,7 +84,7 @@ def pg_server_with_broker(pg_url: str, redis_url: str, tmp_path: Path, start_ser
 
 
 @pytest.fixture(scope="session")
-def finished_job(embedded_server: LiveServer) -> dict[str, Any]:
+def finished_job(embedded_server: InProcessServer) -> dict[str, Any]:
     """One tiny job run to the end on the shared server (several tests read it)."""
     with embedded_server.client() as client:
         job = client.submit(job_spec(n=3, seed=7))

@@ -64,9 +64,9 @@ def test_api_process_with_a_broker_never_imports_torch(tmp_path, redis_url):
     assert answers["loaded"] == [], f"the API process imported {answers['loaded']}"
 
 
-def test_killed_embedded_server_finishes_its_job_after_restart(start_server, tmp_path):
+def test_killed_embedded_server_finishes_its_job_after_restart(start_live_server, tmp_path):
     home = tmp_path / "home"
-    first = start_server(KNAS_HOME=str(home))
+    first = start_live_server(KNAS_HOME=str(home))
     assert "embedded mode" in first.log
     with first.client() as client:
         job_id = client.submit(job_spec(n=20, probe=32, seed=5))["id"]
@@ -79,7 +79,7 @@ def test_killed_embedded_server_finishes_its_job_after_restart(start_server, tmp
     store.dispose()
     assert status == "scoring" and left > 0, "the job must still be mid-scoring when the server dies"
 
-    second = start_server(KNAS_HOME=str(home))
+    second = start_live_server(KNAS_HOME=str(home))
     with second.client() as client:
         job = client.wait(job_id, timeout=120, interval=0.3)
         assert job["status"] == "succeeded", job

@@ -1,4 +1,4 @@
-"""Users and tokens over real HTTP: 401/403, each user sees only their own jobs, admins see all, quotas."""
+"""Users and tokens over HTTP: 401/403, each user sees only their own jobs, admins see all, quotas, failed logins."""
 from __future__ import annotations
 
 import time
@@ -55,6 +55,7 @@ def test_a_revoked_token_is_refused_with_403(embedded_server):
     assert refused.status_code == 403 and "revoked" in str(refused)
 
 
+@pytest.mark.slow  # two searches, waited for
 def test_users_see_and_cancel_only_their_own_jobs_and_admins_see_all(embedded_server):
     alice_name, bob_name = unique("alice"), unique("bob")
     alice = embedded_server.client(token=embedded_server.add_user(alice_name))
@@ -129,17 +130,17 @@ def test_failures_from_an_address_never_lock_out_a_valid_token_from_it(start_ser
         assert http.get("/v1/jobs", headers={"Authorization": "Bearer stale"}).status_code == 429  # still limited
 
 
-def test_a_made_up_forwarded_address_does_not_reset_the_count(start_server, tmp_path):
-    """uvicorn believes X-Forwarded-For only from KNAS_FORWARDED_ALLOW_IPS (default none), not from 127.0.0.1."""
-    server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="3")
+def test_a_made_up_forwarded_address_does_not_reset_the_count(start_live_server, tmp_path):
+    """`knas serve` has uvicorn believe X-Forwarded-For only from KNAS_FORWARDED_ALLOW_IPS (default none), not 127.0.0.1."""
+    server = start_live_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="3")
     with httpx.Client(base_url=server.url, timeout=30) as http:
         codes = [http.get("/v1/jobs", headers={"Authorization": f"Bearer guess{i}",
                                                "X-Forwarded-For": f"10.0.{i}.{i}"}).status_code for i in range(6)]
     assert codes == [401, 401, 401, 429, 429, 429]
 
 
-def test_a_listed_proxys_forwarded_address_is_believed(start_server, tmp_path):
-    server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="2",
+def test_a_listed_proxys_forwarded_address_is_believed(start_live_server, tmp_path):
+    server = start_live_server(KNAS_HOME=str(tmp_path / "home"), KNAS_AUTH_FAILURES_PER_MINUTE="2",
                           KNAS_FORWARDED_ALLOW_IPS="127.0.0.1")
     with httpx.Client(base_url=server.url, timeout=30) as http:
         def attempt(client: str) -> int:

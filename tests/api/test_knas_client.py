@@ -1,4 +1,4 @@
-"""`knas submit / status / results` (knas/cli/client.py over knas/client.py) against a live server."""
+"""`knas submit / status / results` (knas/cli/client.py over knas/client.py) against a server over HTTP."""
 from __future__ import annotations
 
 import csv
@@ -28,6 +28,7 @@ def knas(tmp_path, embedded_server):
     return run
 
 
+@pytest.mark.slow  # a search, followed to the end
 def test_submit_watch_then_status_and_results(knas, embedded_server):
     submitted = knas("submit", "--dataset", "digits", "--candidates", "3", "--probe", "8", "--top-k", "1",
                      "--final", "none", "--seed", "9", "--watch")
@@ -78,11 +79,11 @@ def test_closed_port_is_one_clear_line(knas, closed_port):
         "start one with `knas serve` or pass --server / set KNAS_SERVER"]
 
 
-def test_wait_rides_out_a_server_restart(start_server, tmp_path):
+def test_wait_rides_out_a_server_restart(start_live_server, tmp_path):
     """`knas status --watch` through a killed and restarted server: the wait goes on, the job finishes."""
     import threading
 
-    server = start_server(KNAS_HOME=str(tmp_path / "home"))
+    server = start_live_server(KNAS_HOME=str(tmp_path / "home"))
     with server.client() as submitter:
         job = submitter.submit(job_spec(n=60, probe=8, seed=77, proxy={"name": "mgm", "batch_size": 8}))
         wait_for(lambda: submitter.job(job["id"])["progress"]["scored"] >= 1, 120, what="scoring to start")

@@ -131,6 +131,7 @@ def test_last_event_id_resumes_without_repeating(embedded_server, trained_job):
     assert [e.kind for e in last] == ["end"]
 
 
+@pytest.mark.slow  # a search, followed to the end
 def test_resuming_a_live_job_repeats_nothing(embedded_server):
     with embedded_server.client() as client:
         job = client.submit(job_spec(n=6, seed=12))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -71,6 +72,7 @@ def answered_by(directory: Path, before: dict[str, float]) -> tuple[str, dict[st
     return next(pid for pid, n in now.items() if n > before.get(pid, 0)), now
 
 
+@pytest.mark.live  # `knas serve --workers 2`
 def test_two_processes_share_the_failed_login_limit_and_add_up_metrics(tmp_path, pg_url, redis_url):
     server = start_workers(tmp_path, pg_url, redis_url)
     try:

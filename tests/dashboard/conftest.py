@@ -1,6 +1,7 @@
 """Browser tests of the dashboard: headless Chromium (Debian's package) driven by Selenium.
 
-The servers are the API tests' `LiveServer` (a real `knas serve` on a loopback port, tests/support/servers.py).
+The servers are the API tests' `InProcessServer` (the app served over HTTP on a loopback port, in this
+process: tests/support/servers.py).
 Without Chromium, chromedriver or selenium the browser tests skip — and fail under CI, where they must run.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 
 from tests.dashboard.browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, browser_missing
 from tests.support.require import require_service
-from tests.support.servers import LiveServer, clean_env
+from tests.support.servers import InProcessServer, clean_env
 
 
 @pytest.fixture(scope="session")
@@ -40,20 +41,20 @@ def open_browser(chromium, tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def dashboard_server(tmp_path_factory):
-    """An embedded `knas serve` of this module's own (its jobs run one at a time in the server)."""
+    """An embedded server of this module's own (its jobs run one at a time in the server)."""
     home = tmp_path_factory.mktemp("dashboard-home")
-    server = LiveServer(clean_env(KNAS_HOME=str(home)), home / "server.log").start()
+    server = InProcessServer(clean_env(KNAS_HOME=str(home))).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def start_server(tmp_path: Path):
+def start_server():
     """A server of the test's own: `start_server(KNAS_HOME=...)`; stopped afterwards."""
-    started: list[LiveServer] = []
+    started: list[InProcessServer] = []
 
-    def start(**env: str) -> LiveServer:
-        server = LiveServer(clean_env(**env), tmp_path / f"server-{len(started)}.log")
+    def start(**env: str) -> InProcessServer:
+        server = InProcessServer(clean_env(**env))
         started.append(server)
         return server.start()
 

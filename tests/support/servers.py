@@ -1,21 +1,25 @@
-"""The API server a test talks to: `knas serve` in a subprocess (`LiveServer`).
+"""The API server a test talks to: `create_app` in this process (`InProcessServer`), or `knas serve` (`LiveServer`).
 
-It takes its settings as KNAS_ variables (`clean_env` makes them: no KNAS_ variable of the developer's
-shell leaks in) and offers `url`, `env`, `token` (the admin's), `auth` headers, `add_user`, `client()`
-(a KnasClient), `http()` (a raw httpx client), `start()`, `stop()`, `kill()`.
+Both take their settings as KNAS_ variables (`clean_env` makes them: no KNAS_ variable of the developer's
+shell leaks in) and have the same face: `url`, `env`, `token` (the admin's), `auth` headers, `add_user`,
+`client()` (a KnasClient), `http()` (a raw httpx client), `start()`, `stop()`. Route tests use the in-process
+one; the subprocess is for tests about the process (docs/testing.md).
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from knas.client import KnasClient
+from knas.settings import Settings
 
 from .paths import REPO
 from .processes import free_port, kill_tree
@@ -138,3 +142,73 @@ class LiveServer(ServerClients):
             except subprocess.TimeoutExpired:
                 self.kill()
 
+
+class _GivenSettings(Settings):
+    """Settings from the values given and nothing else: the test process's own KNAS_ variables never leak in."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings,)
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    """The Settings `knas serve` would read from `env`'s KNAS_ variables (as strings, validated the same way)."""
+    return _GivenSettings(**{k.removeprefix("KNAS_").lower(): v for k, v in env.items() if k.startswith("KNAS_")})
+
+
+class InProcessServer(ServerClients):
+    """`create_app(settings, queue=...)` under uvicorn in a thread of the test process, on a loopback port.
+
+    For tests of what the routes answer, where a subprocess adds nothing: real HTTP (streams, client
+    addresses, the `knas` CLI as a client all work as with `knas serve`), but it starts in milliseconds
+    and the test can reach the app itself (`server.app.state.store`). `env` holds the KNAS_ settings,
+    as for a `LiveServer` (only those are read); an embedded server's jobs run in this process, in the
+    LocalQueue's thread. uvicorn is configured as `knas serve` configures it (X-Forwarded-For believed
+    only from KNAS_FORWARDED_ALLOW_IPS); tests of `knas serve` itself (its options, its start-up line, a
+    kill and a restart, --workers N) use a LiveServer.
+    """
+
+    def __init__(self, env: dict[str, str], queue: Any = None) -> None:
+        self.env, self.queue = env, queue  # queue: a JobQueue to use instead of the one settings choose
+        self.settings = settings_from(env)
+        self.app: Any = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "InProcessServer":
+        import uvicorn
+
+        from api.main import create_app
+
+        self.app = create_app(self.settings, queue=self.queue)
+        trusted = self.settings.forwarded_allow_ips.strip()
+        config = uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False,
+                                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)
+        server = self._server = uvicorn.Server(config)
+        thread = self._thread = threading.Thread(target=server.run, kwargs={"sockets": [self._socket]},
+                                                 name=f"knas-api-{self.port}", daemon=True)
+        thread.start()
+
+        def started() -> bool:
+            if not thread.is_alive() and not server.started:
+                raise AssertionError("the in-process API server stopped during start-up (its error is logged above)")
+            return server.started
+
+        wait_for(started, timeout, "the in-process API server to start", interval=0.01)
+        return self
+
+    def stop(self) -> None:
+        """uvicorn's graceful shutdown: open streams end, the lifespan closes the store and the queue."""
+        if self._thread is not None and self._thread.is_alive():
+            self._server.should_exit = True
+            self._thread.join(30)
+            assert not self._thread.is_alive(), "the in-process API server did not stop within 30 s"
+        self._socket.close()

@@ -1,4 +1,4 @@
-"""/v1/jobs against a real `knas serve` (uvicorn) over HTTP: submit, follow, rank, export, cancel, refuse."""
+"""/v1/jobs over HTTP (the app in this process; `knas serve` for the outage): submit, follow, rank, export, cancel, refuse."""
 from __future__ import annotations
 
 import csv
@@ -61,7 +61,8 @@ def test_tiny_job_runs_to_success_on_the_embedded_server(embedded_server, finish
     check_finished(embedded_server, finished_job)
 
 
-def test_tiny_job_runs_to_success_on_postgres_and_an_outage_is_a_503(pg_server, pg_url):
+def test_tiny_job_runs_to_success_on_postgres_and_an_outage_is_a_503(start_live_server, pg_url, tmp_path):
+    pg_server = start_live_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url)
     assert "database postgresql" in pg_server.log  # the start-up line says what it uses
     job = run_tiny_job(pg_server, job_spec(n=3, seed=3))
     check_finished(pg_server, job)
