@@ -1,8 +1,9 @@
 """Servers for the API tests.
 
 Route tests talk to `create_app` served in this process (`InProcessServer`, tests/support/servers.py):
-the embedded server (SQLite + in-process queue) is shared by the whole session, and `start_server`
-starts one of a test's own. Tests about the `knas serve` process itself (a kill and a restart, its
+the embedded server (SQLite + in-process queue) is shared by the tests under tests/api and stopped
+after them (while its queue's thread lives, torch in other threads of the process runs at half speed:
+each thread that used torch keeps an OpenMP team), and `start_server` starts one of a test's own. Tests about the `knas serve` process itself (a kill and a restart, its
 uvicorn options, what it creates and logs on start-up) start one with `start_live_server`.
 """
 from __future__ import annotations
@@ -17,12 +18,12 @@ from tests.support.servers import InProcessServer, LiveServer, clean_env
 from tests.support.specs import job_spec
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def embedded_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("embedded-home")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def embedded_server(embedded_home: Path):
     server = InProcessServer(clean_env(KNAS_HOME=str(embedded_home))).start()
     yield server
@@ -83,7 +84,7 @@ def pg_server_with_broker(pg_url: str, redis_url: str, tmp_path: Path, start_ser
     return start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def finished_job(embedded_server: InProcessServer) -> dict[str, Any]:
     """One tiny job run to the end on the shared server (several tests read it)."""
     with embedded_server.client() as client:
