@@ -115,6 +115,7 @@ def test_a_sigkilled_supervisor_takes_its_celery_processes_with_it(start_worker,
         wait_for_rows(store, {"orphans"}, timeout=120, procs=[worker])
     finally:
         store.dispose()
+
     def celery_processes() -> list[int] | None:  # the main process and its two pool children
         found = descendants(worker.proc.pid)
         return found if len(found) >= 3 else None
