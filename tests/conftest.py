@@ -1,18 +1,18 @@
-"""Shared fixtures: a fresh embedded store per test, a CPU runtime, the shared data folder."""
+"""Fixtures for the whole tree: a fresh embedded store per test, a CPU runtime; the lanes (markers).
+
+The fixtures over real PostgreSQL and Redis (pg_url, empty_pg_url, redis_url, pg_cluster) come from
+tests/support/fixtures.py; the helpers every test may import live in tests/support/ (docs/testing.md).
+"""
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from shared_data import SHARED_DATA, require_shared  # noqa: E402,F401  (re-exported for fixtures)
+import tests.plugins.tiny_dataset  # noqa: F401  (the test-only "tiny" dataset; workers load it through KNAS_PLUGINS)
+from tests.support.paths import REPO
 
-# Helpers in tests/scorer (reference loops, benchmark-file writer) are importable from every test.
-sys.path.insert(0, str(REPO / "tests" / "scorer"))
+pytest_plugins = ["tests.support.fixtures"]
 
 
 @pytest.fixture
@@ -36,87 +36,19 @@ def runtime():
     return Runtime(data_dir=None, benchmark_dir=None, device="cpu", worker_name="test")
 
 
-# The test-only "tiny" dataset plug-in; worker subprocesses load it through KNAS_PLUGINS.
-sys.path.insert(0, str(REPO / "tests" / "plugins"))
-import tiny_dataset  # noqa: E402,F401
-
-PLUGIN_PATH = str(REPO / "tests" / "plugins")
-
-
-# ---------------------------------------------------------------- real services
-
-PG_ADMIN_URL = os.environ.get("KNAS_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("KNAS_TEST_REDIS", "redis://127.0.0.1:6379/15")
-
-
-def _service_missing(what: str, error: Exception):
-    if os.environ.get("CI"):
-        pytest.fail(f"CI: {what} is required but unreachable: {error}")
-    pytest.skip(f"{what} unreachable: {error}")
-
-
-@pytest.fixture
-def pg_url(empty_pg_url):
-    """A fresh PostgreSQL database for one test at this knas's schema, dropped afterwards.
-
-    Upgraded as a service database is, explicitly (`models.migrate`, what `knas db upgrade` runs) before
-    any API, worker or store opens it: they only check its revision.
-    """
-    from models import migrate
-
-    migrate(empty_pg_url)
-    return empty_pg_url
-
-
-@pytest.fixture
-def empty_pg_url():
-    """A fresh, empty PostgreSQL database (no schema yet) for one test, dropped afterwards."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"knas_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001
-        _service_missing("PostgreSQL", error)
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture
-def redis_url():
-    """The test Redis database, emptied before and after the test."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_TEST_URL)
-    try:
-        client.flushdb()
-    except Exception as error:  # noqa: BLE001
-        _service_missing("Redis", error)
-    yield REDIS_TEST_URL
-    client.flushdb()
-    client.close()
-
-
 # ---------------------------------------------------------------- lanes (markers)
 
 # A test's lane follows from what it uses, so no test has to remember to mark itself:
-# `service` needs PostgreSQL or Redis, `live` starts a server or worker process, `browser` drives
-# Chromium, `slow` runs whole searches (every CLI and bench test runs one in a subprocess; other
-# files mark themselves). `pytest -m "not live and not service and not browser and not slow"` is
-# the fast lane (README.md).
+# `service` needs PostgreSQL or Redis, `live` starts a `knas serve` or `knas worker` process (an
+# in-process server, tests/support/servers.py, is not one), `browser` drives Chromium, `slow` runs
+# whole searches (every CLI and bench test runs one in a subprocess; other files and tests mark
+# themselves). `pytest -m "not live and not service and not browser and not slow"` is the fast lane
+# (README.md, docs/testing.md).
 _LANE_FIXTURES = {
     "service": {"pg_url", "empty_pg_url", "redis_url", "pg_cluster", "stack", "module_stack"},
-    "live": {"embedded_server", "dashboard_server", "start_server", "pg_server", "pg_server_with_broker",
-             "start_worker", "finished_job", "api", "http"},
+    "live": {"start_live_server", "start_worker"},
     "browser": {"chromium", "open_browser"},
+    "slow": {"finished_job", "trained_job"},  # a job run to the end on the in-process server (tests/api)
 }
 _LANE_FOLDERS = {"reliability": ("service", "live", "slow"), "deploy": ("live",), "cli": ("slow",), "bench": ("slow",)}
 

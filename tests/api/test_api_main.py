@@ -6,11 +6,13 @@ import subprocess
 import sys
 import warnings
 
-
 from api.main import create_app
 from knas.settings import Settings
 from models import Job, Store
 from models.queries import progress
+from tests.support.servers import clean_env
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
 
 with warnings.catch_warnings():  # starlette's TestClient warns about its httpx dependency; nothing to act on here
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
@@ -49,10 +51,10 @@ print(json.dumps(answers))
 """
 
 
-def test_api_process_with_a_broker_never_imports_torch(tmp_path, redis_url, server_env, make_spec):
-    env = server_env(KNAS_HOME=str(tmp_path), KNAS_DATABASE_URL=f"sqlite:///{tmp_path / 'knas.db'}",
+def test_api_process_with_a_broker_never_imports_torch(tmp_path, redis_url):
+    env = clean_env(KNAS_HOME=str(tmp_path), KNAS_DATABASE_URL=f"sqlite:///{tmp_path / 'knas.db'}",
                      KNAS_BROKER_URL=redis_url)
-    result = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, json.dumps(make_spec()), redis_url], env=env,
+    result = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, json.dumps(job_spec()), redis_url], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout.strip().splitlines()[-1])
@@ -64,13 +66,13 @@ def test_api_process_with_a_broker_never_imports_torch(tmp_path, redis_url, serv
     assert answers["loaded"] == [], f"the API process imported {answers['loaded']}"
 
 
-def test_killed_embedded_server_finishes_its_job_after_restart(start_server, tmp_path, make_spec, until):
+def test_killed_embedded_server_finishes_its_job_after_restart(start_live_server, tmp_path):
     home = tmp_path / "home"
-    first = start_server(KNAS_HOME=str(home))
+    first = start_live_server(KNAS_HOME=str(home))
     assert "embedded mode" in first.log
     with first.client() as client:
-        job_id = client.submit(make_spec(n=20, probe=32, seed=5))["id"]
-        until(lambda: client.job(job_id)["progress"]["scored"] >= 1, timeout=90, what="scoring to start")
+        job_id = client.submit(job_spec(n=20, probe=32, seed=5))["id"]
+        wait_for(lambda: client.job(job_id)["progress"]["scored"] >= 1, timeout=90, what="scoring to start")
     first.kill()
 
     store = Store(f"sqlite:///{home / 'knas.db'}")
@@ -79,7 +81,7 @@ def test_killed_embedded_server_finishes_its_job_after_restart(start_server, tmp
     store.dispose()
     assert status == "scoring" and left > 0, "the job must still be mid-scoring when the server dies"
 
-    second = start_server(KNAS_HOME=str(home))
+    second = start_live_server(KNAS_HOME=str(home))
     with second.client() as client:
         job = client.wait(job_id, timeout=120, interval=0.3)
         assert job["status"] == "succeeded", job
@@ -95,10 +97,10 @@ class BrokerDown:
         return None
 
 
-def test_a_queue_that_cannot_take_the_job_is_a_503_and_the_job_says_why(tmp_path, make_spec):
+def test_a_queue_that_cannot_take_the_job_is_a_503_and_the_job_says_why(tmp_path):
     with TestClient(create_app(Settings(home=tmp_path), queue=BrokerDown())) as client:
         client.headers["Authorization"] = f"Bearer {(tmp_path / 'token').read_text().strip()}"
-        response = client.post("/v1/jobs", json=make_spec())
+        response = client.post("/v1/jobs", json=job_spec())
         assert response.status_code == 503 and "job queue is unavailable" in response.json()["detail"]
         jobs = client.get("/v1/jobs").json()["data"]
     assert [j["status"] for j in jobs] == ["failed"] and "could not enqueue" in jobs[0]["error"]

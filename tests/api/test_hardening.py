@@ -16,9 +16,9 @@ def _mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_the_embedded_store_and_home_are_private(start_server, tmp_path):
+def test_the_embedded_store_and_home_are_private(start_live_server, tmp_path):
     home = tmp_path / "fresh" / "home"
-    server = start_server(KNAS_HOME=str(home))
+    server = start_live_server(KNAS_HOME=str(home))
     assert _mode(home) == 0o700
     assert _mode(home / "knas.db") == 0o600
     assert _mode(home / "token") == 0o600

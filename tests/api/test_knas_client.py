@@ -1,4 +1,4 @@
-"""`knas submit / status / results` (knas/cli/client.py over knas/client.py) against a live server."""
+"""`knas submit / status / results` (knas/cli/client.py over knas/client.py) against a server over HTTP."""
 from __future__ import annotations
 
 import csv
@@ -10,11 +10,15 @@ import uuid
 
 import pytest
 
+from tests.support.servers import clean_env
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
+
 
 @pytest.fixture
-def knas(server_env, tmp_path, embedded_server):
+def knas(tmp_path, embedded_server):
     """Run the `knas` command as a user would, pointed at the live server through KNAS_SERVER."""
-    env = server_env(KNAS_HOME=str(tmp_path / "client-home"), KNAS_SERVER=embedded_server.url,
+    env = clean_env(KNAS_HOME=str(tmp_path / "client-home"), KNAS_SERVER=embedded_server.url,
                      KNAS_TOKEN=embedded_server.token)
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -24,6 +28,7 @@ def knas(server_env, tmp_path, embedded_server):
     return run
 
 
+@pytest.mark.slow  # a search, followed to the end
 def test_submit_watch_then_status_and_results(knas, embedded_server):
     submitted = knas("submit", "--dataset", "digits", "--candidates", "3", "--probe", "8", "--top-k", "1",
                      "--final", "none", "--seed", "9", "--watch")
@@ -45,8 +50,8 @@ def test_submit_watch_then_status_and_results(knas, embedded_server):
     assert shown.returncode == 0 and "succeeded" in shown.stdout and "3/3 scored" in shown.stdout
 
 
-def test_watching_a_job_that_did_not_succeed_exits_non_zero(knas, api, make_spec):
-    job_id = api.submit(make_spec(n=50, seed=21))["id"]  # big enough that cancel arrives first
+def test_watching_a_job_that_did_not_succeed_exits_non_zero(knas, api):
+    job_id = api.submit(job_spec(n=50, seed=21))["id"]  # big enough that cancel arrives first
     api.cancel(job_id)
     watched = knas("status", job_id, "--watch")
     assert watched.returncode == 1 and "cancelled" in watched.stdout
@@ -74,14 +79,14 @@ def test_closed_port_is_one_clear_line(knas, closed_port):
         "start one with `knas serve` or pass --server / set KNAS_SERVER"]
 
 
-def test_wait_rides_out_a_server_restart(start_server, tmp_path, make_spec, until):
+def test_wait_rides_out_a_server_restart(start_live_server, tmp_path):
     """`knas status --watch` through a killed and restarted server: the wait goes on, the job finishes."""
     import threading
 
-    server = start_server(KNAS_HOME=str(tmp_path / "home"))
+    server = start_live_server(KNAS_HOME=str(tmp_path / "home"))
     with server.client() as submitter:
-        job = submitter.submit(make_spec(n=60, probe=8, seed=77, proxy={"name": "mgm", "batch_size": 8}))
-        until(lambda: submitter.job(job["id"])["progress"]["scored"] >= 1, 120, what="scoring to start")
+        job = submitter.submit(job_spec(n=60, probe=8, seed=77, proxy={"name": "mgm", "batch_size": 8}))
+        wait_for(lambda: submitter.job(job["id"])["progress"]["scored"] >= 1, 120, what="scoring to start")
     outcome: dict = {}
 
     def watch() -> None:

@@ -12,7 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from knas.client import _parse_events
-from conftest import REPO, tiny_spec, wait_until
+from tests.support.paths import REPO
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
 
 
 # ---------------------------------------------------------------- ETag / If-None-Match
@@ -24,7 +26,7 @@ def test_job_and_candidate_reads_answer_304_until_a_score_is_stored(pg_server_wi
 
     server = pg_server_with_broker
     with httpx.Client(base_url=server.url, timeout=30, headers=server.auth) as http:
-        job = http.post("/v1/jobs", json=tiny_spec(n=2, seed=3)).json()
+        job = http.post("/v1/jobs", json=job_spec(n=2, seed=3)).json()
         paths = [(f"/v1/jobs/{job['id']}", {}), (f"/v1/jobs/{job['id']}/candidates", {}),
                  (f"/v1/jobs/{job['id']}/candidates", {"format": "csv"}),
                  (f"/v1/jobs/{job['id']}/candidates", {"limit": 1, "offset": 1})]
@@ -85,7 +87,7 @@ def epoch_keys(events) -> list[tuple[int, int]]:
 def trained_job(embedded_server):
     """A tiny job with a short training (epochs to stream), followed live over the event stream."""
     with embedded_server.client() as client:
-        job = client.submit(tiny_spec(n=4, seed=11, top_k=2, final={"mode": "train", "epochs": 2}))
+        job = client.submit(job_spec(n=4, seed=11, top_k=2, final={"mode": "train", "epochs": 2}))
     response, events = read_events(embedded_server, job["id"], timeout=600)  # the shared server may be busy
     assert response.status_code == 200
     return job, events
@@ -129,9 +131,10 @@ def test_last_event_id_resumes_without_repeating(embedded_server, trained_job):
     assert [e.kind for e in last] == ["end"]
 
 
+@pytest.mark.slow  # a search, followed to the end
 def test_resuming_a_live_job_repeats_nothing(embedded_server):
     with embedded_server.client() as client:
-        job = client.submit(tiny_spec(n=6, seed=12))
+        job = client.submit(job_spec(n=6, seed=12))
     _, head = read_events(embedded_server, job["id"], stop_after=2)  # stage + progress, then hang up
     assert head and head[-1].id
     _, tail = read_events(embedded_server, job["id"], last_event_id=head[-1].id, timeout=600)
@@ -186,13 +189,13 @@ def test_knas_status_watch_follows_the_stream(pg_server_with_broker, runtime):
 
     server = pg_server_with_broker
     with server.client() as client:
-        job = client.submit(tiny_spec(n=4, seed=13))
+        job = client.submit(job_spec(n=4, seed=13))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KNAS_")}
     env.update(KNAS_SERVER=server.url, KNAS_TOKEN=server.token, OMP_NUM_THREADS="1")
     watch = subprocess.Popen([sys.executable, "-m", "knas.cli.main", "status", job["id"], "--watch", "--json"],
                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: _connected(server.port) or watch.poll() is not None, timeout=120, what="the CLI to connect")
+        wait_for(lambda: _connected(server.port) or watch.poll() is not None, timeout=120, what="the CLI to connect")
         time.sleep(1.0)  # its job read, then the stream on the same connection
         store = Store(server.env["KNAS_DATABASE_URL"])
         try:
@@ -206,7 +209,7 @@ def test_knas_status_watch_follows_the_stream(pg_server_with_broker, runtime):
     assert watch.returncode == 0, err
     assert '"succeeded"' in out
     # A response is counted when it is complete: the stream's a moment after the client has read the end.
-    after = wait_until(lambda: (counts := _requests_by_route(server)).get("/v1/jobs/{job_id}/events", 0) >= 1
+    after = wait_for(lambda: (counts := _requests_by_route(server)).get("/v1/jobs/{job_id}/events", 0) >= 1
                        and counts, timeout=10, what="the stream counted")
     # Pushed, not polled: the job itself was read at the start and at the end only.
     assert after.get("/v1/jobs/{job_id}", 0) <= 3, after
@@ -220,7 +223,7 @@ def test_wait_falls_back_to_polling_without_a_stream(embedded_server, finished_j
         yield  # pragma: no cover
 
     with embedded_server.client() as client:
-        job = client.submit(tiny_spec(n=2, seed=14))
+        job = client.submit(job_spec(n=2, seed=14))
         monkeypatch.setattr(client, "events", broken)
         assert client.wait(job["id"], timeout=120, interval=0.3)["status"] == "succeeded"
 
@@ -239,7 +242,7 @@ def test_a_revoked_token_is_refused_within_the_cache_time(pg_server):
         try:
             revoke_user(store, "alice")
             revoked_at = time.monotonic()
-            wait_until(lambda: http.get("/v1/me").status_code == 403, timeout=5, interval=0.05, what="403")
+            wait_for(lambda: http.get("/v1/me").status_code == 403, timeout=5, interval=0.05, what="403")
             assert time.monotonic() - revoked_at <= 1.5
             new = rotate_token(store, "alice")  # the old token never comes back; the new one works at once
         finally:

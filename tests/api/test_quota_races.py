@@ -6,6 +6,8 @@ import uuid
 
 import httpx
 
+from tests.support.specs import job_spec
+
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
@@ -42,12 +44,12 @@ def _exactly_one(server, spec: dict, rounds: int) -> None:
             assert http.post(f"/v1/jobs/{made}/cancel").status_code == 202  # free the quota for the next round
 
 
-def test_max_jobs_is_exact_under_concurrent_posts_on_postgres(start_server, tmp_path, pg_url, redis_url, make_spec):
+def test_max_jobs_is_exact_under_concurrent_posts_on_postgres(start_server, tmp_path, pg_url, redis_url):
     server = start_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url, KNAS_BROKER_URL=redis_url)
-    _exactly_one(server, make_spec(n=3), rounds=3)  # no worker: jobs stay queued
+    _exactly_one(server, job_spec(n=3), rounds=3)  # no worker: jobs stay queued
 
 
-def test_max_jobs_is_exact_under_concurrent_posts_on_sqlite(start_server, tmp_path, make_spec):
+def test_max_jobs_is_exact_under_concurrent_posts_on_sqlite(start_server, tmp_path):
     server = start_server(KNAS_HOME=str(tmp_path / "home"))
     # Big enough to be still running (in the server's own thread) while the race is decided.
-    _exactly_one(server, make_spec(n=400, probe=8), rounds=3)
+    _exactly_one(server, job_spec(n=400, probe=8), rounds=3)

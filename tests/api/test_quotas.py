@@ -6,17 +6,14 @@ view is paginated. (max-jobs under racing POSTs: test_quota_races.py.)
 """
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
 from models import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dashboard"))
-from seed import seed_trained_job  # noqa: E402
+from tests.support.seed import seed_trained_job
+from tests.support.specs import job_spec
 
 QUOTA_ENV = {"KNAS_MAX_TOP_K": "4", "KNAS_MAX_TRAINING_EPOCHS": "10", "KNAS_MAX_BATCH_SIZE": "64",
              "KNAS_MAX_USER_PRIORITY": "5"}
@@ -47,32 +44,32 @@ def quota_server(start_server, tmp_path):
     ({"proxy": {"name": "mgm", "batch_size": 8, "options": {"lr": 10}}}, ["body", "proxy", "options"],
      "proxy 'mgm' has no option 'lr'"),
 ], ids=["top_k", "training", "retraining", "batch_size", "priority", "proxy_options"])
-def test_limits_and_quotas_are_422s_naming_their_field(quota_server, make_spec, body, where, message):
+def test_limits_and_quotas_are_422s_naming_their_field(quota_server, body, where, message):
     token = quota_server.add_user(unique("kim"))
     with httpx.Client(base_url=quota_server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
-        response = http.post("/v1/jobs", json={**make_spec(n=8), **body})
+        response = http.post("/v1/jobs", json={**job_spec(n=8), **body})
         assert response.status_code == 422, response.text
         problem = response.json()
         assert message in problem["detail"] and problem["errors"][0]["loc"] == where, problem
         assert http.get("/v1/jobs").json()["count"] == 0  # nothing was created
 
 
-def test_the_limits_let_through_what_fits_and_priorities_are_for_admins(quota_server, make_spec):
+def test_the_limits_let_through_what_fits_and_priorities_are_for_admins(quota_server):
     user = quota_server.add_user(unique("lee"))
     with httpx.Client(base_url=quota_server.url, timeout=30) as http:
         ok = http.post("/v1/jobs", headers={"Authorization": f"Bearer {user}"},
-                       json={**make_spec(n=8), "top_k": 4, "priority": 5, "final": {"mode": "none"}})
+                       json={**job_spec(n=8), "top_k": 4, "priority": 5, "final": {"mode": "none"}})
         assert ok.status_code == 202, ok.text
         http.post(f"/v1/jobs/{ok.json()['id']}/cancel", headers={"Authorization": f"Bearer {user}"})
-        urgent = http.post("/v1/jobs", headers=quota_server.auth, json={**make_spec(n=2, seed=3), "priority": 9})
+        urgent = http.post("/v1/jobs", headers=quota_server.auth, json={**job_spec(n=2, seed=3), "priority": 9})
         assert urgent.status_code == 202, urgent.text  # the embedded server's local user is an admin
         http.post(f"/v1/jobs/{urgent.json()['id']}/cancel", headers=quota_server.auth)
 
 
-def test_a_users_training_quota_is_below_the_servers(quota_server, make_spec):
+def test_a_users_training_quota_is_below_the_servers(quota_server):
     token = quota_server.add_user(unique("max"), max_training_epochs=3)
     with httpx.Client(base_url=quota_server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
-        response = http.post("/v1/jobs", json={**make_spec(n=8), "top_k": 2, "final": train(2)})
+        response = http.post("/v1/jobs", json={**job_spec(n=8), "top_k": 2, "final": train(2)})
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"] == ["body", "final", "epochs"]
         assert "your quota allows at most 3 per job (max-training-epochs of user" in response.json()["detail"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import httpx
 
-from image_folders import make_image_folder
+from tests.support.image_folders import make_image_folder
 
 
 def test_server_paths_in_422s_are_for_admins_only(start_server, tmp_path):

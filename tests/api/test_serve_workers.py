@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO, LiveServer, clean_env, wait_until
+from tests.support.paths import REPO
+from tests.support.servers import LiveServer, clean_env
+from tests.support.waiting import wait_for
 
 LIMIT = 6
 
@@ -21,7 +24,7 @@ def start_workers(tmp_path: Path, pg_url: str, redis_url: str, n: int = 2) -> Li
                     KNAS_AUTH_FAILURES_PER_MINUTE=str(LIMIT))
     server = LiveServer(env, tmp_path / "serve.log", args=("--workers", str(n), "--log-level", "info")).start()
     # /healthz answers as soon as one process is up; wait for all of them.
-    wait_until(lambda: server.log.count("Application startup complete") >= n, timeout=90, what=f"{n} processes")
+    wait_for(lambda: server.log.count("Application startup complete") >= n, timeout=90, what=f"{n} processes")
     return server
 
 
@@ -45,7 +48,7 @@ def requests_per_process(directory: Path, route: str | None, status: str | None)
 
 
 def counted(directory: Path, status: str, total: int) -> dict[str, float]:
-    wait_until(lambda: sum(requests_per_process(directory, "/v1/me", status).values()) >= total, timeout=10,
+    wait_for(lambda: sum(requests_per_process(directory, "/v1/me", status).values()) >= total, timeout=10,
                what=f"{total} requests counted")
     per_process = requests_per_process(directory, "/v1/me", status)
     assert sum(per_process.values()) == total, per_process
@@ -65,10 +68,11 @@ def answered_by(directory: Path, before: dict[str, float]) -> tuple[str, dict[st
         now = requests_per_process(directory, None, None)
         return now if sum(now.values()) > sum(before.values()) else None
 
-    now = wait_until(moved, timeout=10, interval=0.02, what="the request counted")
+    now = wait_for(moved, timeout=10, interval=0.02, what="the request counted")
     return next(pid for pid, n in now.items() if n > before.get(pid, 0)), now
 
 
+@pytest.mark.live  # `knas serve --workers 2`
 def test_two_processes_share_the_failed_login_limit_and_add_up_metrics(tmp_path, pg_url, redis_url):
     server = start_workers(tmp_path, pg_url, redis_url)
     try:

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from scorer.proxies import get_proxy
-from shared_data import require_shared
+from tests.support.paths import REPO
+from tests.support.require import require_shared
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def bench(script: str, *args: str, cache: Path) -> subprocess.CompletedProcess:

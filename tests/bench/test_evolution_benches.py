@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
-from shared_data import require_shared
+from tests.support.paths import REPO
+from tests.support.require import require_shared
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def bench(script: str, *args: str) -> subprocess.CompletedProcess:

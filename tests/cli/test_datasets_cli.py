@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from image_folders import make_image_folder
+from tests.support.image_folders import make_image_folder
 
 
 @pytest.fixture

@@ -1,10 +1,6 @@
-"""Helpers of the dashboard's browser tests: the live server (from tests/api), the browser, the paths.
-
-A module of its own (not conftest) so the test modules can import it by name.
-"""
+"""Helpers of the dashboard's browser tests: the browser, and where Chromium and the docs' screenshot are."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -12,11 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("knas_live_server", REPO / "tests" / "api" / "conftest.py")
-live = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(live)
-LiveServer, clean_env, tiny_spec, wait_until = live.LiveServer, live.clean_env, live.tiny_spec, live.wait_until
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 CHROMIUM = os.environ.get("KNAS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("KNAS_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -85,7 +78,7 @@ class Browser:
                 return next((e for e in self.driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None)
             except StaleElementReferenceException:  # re-rendered between the find and the check
                 return None
-        return wait_until(visible, timeout, interval=0.1, what=f"{css!r} on {self.driver.current_url}")
+        return wait_for(visible, timeout, interval=0.1, what=f"{css!r} on {self.driver.current_url}")
 
     def all(self, css: str) -> list:
         from selenium.webdriver.common.by import By
@@ -100,7 +93,7 @@ class Browser:
                 return self.find(css, timeout).text
             except StaleElementReferenceException:
                 return None
-        return wait_until(read, timeout, interval=0.1, what=f"text of {css!r}")
+        return wait_for(read, timeout, interval=0.1, what=f"text of {css!r}")
 
     def wait_text(self, css: str, expected: Callable[[str], bool] | str, timeout: float = 30) -> str:
         """Wait until the element's text satisfies `expected` (or equals it); returns the text."""
@@ -119,7 +112,7 @@ class Browser:
             seen[:] = [repr(text)]
             return text if text is not None and check(text) else None
         try:
-            return wait_until(matches, timeout, interval=0.2, what=f"{css!r} text")
+            return wait_for(matches, timeout, interval=0.2, what=f"{css!r} text")
         except AssertionError:
             self.screenshot("timeout")
             raise AssertionError(f"timed out after {timeout} s waiting for {css!r}; last text {seen}") from None

@@ -1,27 +1,26 @@
 """Browser tests of the dashboard: headless Chromium (Debian's package) driven by Selenium.
 
-The servers are the API tests' `LiveServer` (a real `knas serve` on a loopback port), loaded from
-tests/api/conftest.py by `browser_helpers`. Without Chromium, chromedriver or selenium the browser
-tests skip — and fail under CI, where they must run.
+The servers are the API tests' `InProcessServer` (the app served over HTTP on a loopback port, in this
+process: tests/support/servers.py).
+Without Chromium, chromedriver or selenium the browser tests skip — and fail under CI, where they must run.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, LiveServer, browser_missing, clean_env
+from tests.dashboard.browser_helpers import CHROMEDRIVER, CHROMIUM, Browser, browser_missing
+from tests.support.require import require_service
+from tests.support.servers import InProcessServer, clean_env
 
 
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:
     missing = browser_missing()
     if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: the dashboard's browser tests need a browser: {missing}")
-        pytest.skip(missing)
+        require_service("a browser for the dashboard's browser tests", missing)
     return CHROMIUM, CHROMEDRIVER
 
 
@@ -42,20 +41,20 @@ def open_browser(chromium, tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def dashboard_server(tmp_path_factory):
-    """An embedded `knas serve` of this module's own (its jobs run one at a time in the server)."""
+    """An embedded server of this module's own (its jobs run one at a time in the server)."""
     home = tmp_path_factory.mktemp("dashboard-home")
-    server = LiveServer(clean_env(KNAS_HOME=str(home)), home / "server.log").start()
+    server = InProcessServer(clean_env(KNAS_HOME=str(home))).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def start_server(tmp_path: Path):
+def start_server():
     """A server of the test's own: `start_server(KNAS_HOME=...)`; stopped afterwards."""
-    started: list[LiveServer] = []
+    started: list[InProcessServer] = []
 
-    def start(**env: str) -> LiveServer:
-        server = LiveServer(clean_env(**env), tmp_path / f"server-{len(started)}.log")
+    def start(**env: str) -> InProcessServer:
+        server = InProcessServer(clean_env(**env))
         started.append(server)
         return server.start()
 

@@ -10,7 +10,9 @@ import shutil
 import httpx
 import pytest
 
-from browser_helpers import DOCS_SCREENSHOT, UPDATE_SCREENSHOT, tiny_spec, wait_until
+from tests.dashboard.browser_helpers import DOCS_SCREENSHOT, UPDATE_SCREENSHOT
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -111,12 +113,12 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     # Downloads go through fetch with the token: the saved CSV is the API's CSV.
     browser.find("#download-csv").click()
     saved = browser.downloads / f"knas-{job_id}-candidates.csv"
-    wait_until(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
+    wait_for(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
     expected = api_get(server, f"/v1/jobs/{job_id}/candidates?format=csv&limit=10000").text
     assert list(csv.DictReader(io.StringIO(saved.read_text()))) == list(csv.DictReader(io.StringIO(expected)))
     browser.find("#download-json").click()
     saved = browser.downloads / f"knas-{job_id}-candidates.json"
-    wait_until(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
+    wait_for(lambda: saved.exists() and saved.stat().st_size > 0, 20, what=f"download {saved.name}")
     assert json.loads(saved.read_text()) == api_get(server, f"/v1/jobs/{job_id}/candidates?limit=10000").json()
 
     # The winner as a model: the card's facts on the page, and the zip the API serves, saved from the button.
@@ -125,7 +127,7 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
     assert card["reproduce"] in browser.text("#model-card")
     browser.find("#download-model").click()
     saved = browser.downloads / f"knas-{job_id}-model.zip"
-    wait_until(lambda: saved.exists() and saved.stat().st_size == job["result"]["export"]["bytes"], 30,
+    wait_for(lambda: saved.exists() and saved.stat().st_size == job["result"]["export"]["bytes"], 30,
                what=f"download {saved.name}")
     import zipfile
 
@@ -153,7 +155,7 @@ def test_submit_watch_inspect_download(dashboard_server, open_browser, tmp_path)
 def test_cancel_a_running_job_from_its_page(dashboard_server, open_browser):
     server = dashboard_server
     with server.client() as client:  # long enough to be cancelled while it scores: 400 candidates
-        job = client.submit(tiny_spec(n=400, seed=3))
+        job = client.submit(job_spec(n=400, seed=3))
     browser = open_browser(server, "cancel")
     browser.login(server.token)
     browser.find(f"tr.job-row[data-id='{job['id']}'] a").click()
@@ -173,7 +175,7 @@ def test_users_see_only_their_own_jobs(dashboard_server, open_browser):
     jobs = {}
     for name, token in tokens.items():
         with server.client(token=token) as client:
-            jobs[name] = client.submit(tiny_spec(n=2, seed=len(name)))["id"]
+            jobs[name] = client.submit(job_spec(n=2, seed=len(name)))["id"]
     for name, other in (("alice", "bob"), ("bob", "alice")):
         browser = open_browser(server, name)
         browser.login(tokens[name])
@@ -235,7 +237,7 @@ def test_workers_page_shows_device_job_and_heartbeat(dashboard_server, open_brow
 
     server = dashboard_server
     with server.client() as client:
-        job_id = client.submit(tiny_spec(n=2, seed=5))["id"]
+        job_id = client.submit(job_spec(n=2, seed=5))["id"]
     store = Store(f"sqlite:///{Path(server.env['KNAS_HOME']) / 'knas.db'}")
     try:  # what two Celery workers' heartbeats would have written
         with store.session() as session:
@@ -282,7 +284,7 @@ def test_an_evolution_job_from_the_form_plots_fitness_per_generation(dashboard_s
     assert [g["generation"] for g in generations["data"]] == [0, 1, 2]
     assert [g["candidates"] for g in generations["data"]] == [4, 3, 3]
     browser.find("#generations svg")
-    wait_until(lambda: len(browser.all("#generations svg g.series.best circle.marker")) == 3, 30,
+    wait_for(lambda: len(browser.all("#generations svg g.series.best circle.marker")) == 3, 30,
                what="one best-fitness marker per generation")
     assert len(browser.all("#generations svg g.series.median circle.marker")) == 3
     browser.screenshot("evolution", full_page=True)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from seed import seed_big_job, seed_jobs
+from tests.support.seed import seed_big_job, seed_jobs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,7 +39,7 @@ def test_a_page_of_jobs_costs_the_same_few_queries_however_long(store):
 @pytest.fixture(scope="module")
 def big_server(tmp_path_factory):
     """An embedded server whose store already holds 10,000 finished jobs and one job of every cell."""
-    from browser_helpers import LiveServer, clean_env
+    from tests.support.servers import InProcessServer, clean_env
     from models import Store
 
     home = tmp_path_factory.mktemp("big-home")
@@ -49,7 +49,7 @@ def big_server(tmp_path_factory):
         big, _ = seed_big_job(store, "local")
     finally:
         store.dispose()
-    server = LiveServer(clean_env(KNAS_HOME=str(home)), home / "server.log").start()
+    server = InProcessServer(clean_env(KNAS_HOME=str(home))).start()
     yield server, per_status, big
     server.stop()
 

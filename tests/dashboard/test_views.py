@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
-from browser_helpers import REPO
-from seed import seed_big_job, seed_trained_job
+from tests.support.paths import REPO
+from tests.support.seed import seed_big_job, seed_trained_job
 
 DASHBOARD = REPO / "api" / "dashboard"
 

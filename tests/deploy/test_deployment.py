@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+from tests.support.require import require_service
+
 COMPOSE = REPO / "docker-compose.yml"
 KNAS_SERVICES = ("migrate", "api", "worker")
 
@@ -23,9 +25,7 @@ KNAS_SERVICES = ("migrate", "api", "worker")
 def _tool(name: str) -> str:
     path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: {name} is not installed (.ci/run installs it)")
-        pytest.skip(f"{name} not installed")
+        require_service(f"`{name}`", "not installed (.ci/run installs it)")
     return path
 
 

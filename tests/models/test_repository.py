@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from clocks import age, skew_clock
+from tests.support.clocks import age, skew_clock
 from models import RETRAIN, Candidate, Job, Store, Training, repository
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,9 @@ from sqlalchemy import create_engine, text
 
 from models import SchemaError, Store, migrate
 from models.db import MIGRATION_LOCK, check_schema, head_revision
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 OLDER = "0009"  # a revision before head: a database the previous release left
 
 
@@ -136,11 +136,11 @@ def test_two_upgrades_at_once_migrate_once(empty_pg_url, tmp_path):
     with engine.connect() as holder:
         holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
         upgrades = [knas("db", "upgrade", url=empty_pg_url, home=tmp_path / str(i)) for i in range(2)]
-        deadline = time.monotonic() + 60
-        while _waiting_for_the_lock(holder) < 2:
-            assert time.monotonic() < deadline, "the two upgrades never queued on the migration lock"
+        def queued() -> bool:
             assert all(p.poll() is None for p in upgrades), [finished(p) for p in upgrades]
-            time.sleep(0.1)
+            return _waiting_for_the_lock(holder) >= 2
+
+        wait_for(queued, 60, "the two upgrades to queue on the migration lock", interval=0.1)
         holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
     engine.dispose()
     outputs = [finished(p) for p in upgrades]

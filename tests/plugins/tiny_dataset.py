@@ -1,6 +1,7 @@
 """A test-only dataset plug-in: 3x8x8 images, 64/32/32 samples, so training steps take milliseconds.
 
-Imported by tests/conftest.py, and by worker subprocesses through KNAS_PLUGINS=tiny_dataset.
+Imported by tests/conftest.py, and by worker subprocesses through KNAS_PLUGINS=tests.plugins.tiny_dataset
+(their working directory, or PYTHONPATH, is the repository root).
 It registers once, metadata and loader together, as a site plug-in does (knas/plugins.py);
 torch is imported only when a split is loaded, so listing it stays torch-free.
 """

@@ -1,9 +1,9 @@
 """Fixtures for the fault-injection suite: a service stack per test, torn down whatever the test did.
 
-Needs PostgreSQL on 127.0.0.1:5432 (tests/conftest.py's `pg_url`), and the `redis-server`, `initdb`,
-`pg_ctl` and `postgres` binaries (private servers are started from them). In CI (CI=true) anything
-missing is a failure, never a skip. The session's figures are printed at the end of the run (and
-written as JSON to $KNAS_RELIABILITY_SUMMARY when that is set).
+Needs PostgreSQL on 127.0.0.1:5432 (the `pg_url` fixture, tests/support/fixtures.py), and the `redis-server`,
+`initdb`, `pg_ctl` and `postgres` binaries (private servers are started from them: tests/support/services.py).
+In CI (CI=true) anything missing is a failure, never a skip. The session's figures are printed at the end of
+the run (and written as JSON to $KNAS_RELIABILITY_SUMMARY when that is set).
 """
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ import uuid
 
 import pytest
 
-from reliability_harness import LEDGER, PostgresCluster, Stack, find_binary, fresh_database, write_summary
+from tests.reliability.ledger import LEDGER, write_summary
+from tests.reliability.stack import Stack
+from tests.support.require import require_binary
+from tests.support.services import fresh_database
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _binaries():
     """Fail fast (in CI) when a binary the suite starts is missing, before any test spends time."""
     for name in ("redis-server", "initdb", "pg_ctl", "postgres"):
-        find_binary(name)
+        require_binary(name)
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def stack(pg_url, tmp_path):
 def module_stack(tmp_path_factory):
     """make(**env) -> Stack shared by a module's tests (its own database and Redis), torn down after them."""
     made: list[Stack] = []
-    with fresh_database() as url:
+    with fresh_database(prefix="knas_rel") as url:
         def make(**env: str) -> Stack:
             s = Stack(url, tmp_path_factory.mktemp("module-stack"), **env)
             made.append(s)
@@ -52,17 +55,6 @@ def module_stack(tmp_path_factory):
         finally:
             for s in made:
                 s.close()
-
-
-@pytest.fixture
-def pg_cluster():
-    """A private PostgreSQL cluster (initdb in a temp dir, own port) that the test may stop and start."""
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import func, select
 
 from models import Job
-from reliability_harness import LEDGER, Stack
+from tests.reliability.ledger import LEDGER
+from tests.reliability.stack import Stack
+from tests.support.specs import job_spec
 
 TSS = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
-BASE = {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": 3},
-        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 0, "top_k": 1, "final": {"mode": "none"}}
+BASE = job_spec(3)  # a valid spec each case breaks in one place
 
 
 @dataclass

@@ -16,8 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from models import Candidate, Training
-from reliability_harness import LEDGER, StateWatch, Stack, check_job, tiny_spec, wait_for
 from worker import pipeline
+
+from tests.reliability.checks import check_job
+from tests.reliability.ledger import LEDGER
+from tests.reliability.stack import Stack
+from tests.reliability.watchers import StateWatch
+from tests.support.specs import tiny_spec
+from tests.support.waiting import wait_for
 
 
 @dataclass

@@ -11,7 +11,11 @@ import time
 
 import httpx
 
-from reliability_harness import LEDGER, Poller, StateWatch, assert_complete, tiny_spec, wait_for
+from tests.reliability.checks import assert_complete
+from tests.reliability.ledger import LEDGER
+from tests.reliability.watchers import Poller, StateWatch
+from tests.support.specs import tiny_spec
+from tests.support.waiting import wait_for
 
 # A job the API accepts (the test-only `tiny` dataset is a worker plug-in): ~0.3-0.8 s a candidate on the
 # embedded digits, so two workers take several seconds over 24 of them.
@@ -31,7 +35,8 @@ def test_the_job_completes_after_the_broker_restarts_with_every_message_lost(sta
         s.redis.kill()
         LEDGER.fault("Redis SIGKILL mid-scoring, restarted empty")
         wait_for(lambda: all(re.search(r"(?i)connection to broker lost|cannot connect to redis", w.output())
-                             for w in workers), 30, "both workers to notice the broker is gone", context=s.logs)
+                             for w in workers), 30, "both workers to notice the broker is gone", interval=0.05,
+                 context=s.logs)
         s.redis.start()  # same port, empty
         assert s.wait_done(job, 150) == "succeeded"
     assert all(w.proc.poll() is None for w in workers), "a worker died instead of reconnecting"
@@ -68,7 +73,7 @@ def test_the_job_completes_across_a_database_outage_and_the_api_answers_503_mean
         # The workers hit the outage and Celery retries their tasks with back-off; the database stays down
         # until one task has been retried three times (0-7 s of waiting by then), so the back-off is exercised.
         wait_for(lambda: max(map(len, retries(workers).values()), default=0) >= 3, 60,
-                 "a task to retry three times", context=s.logs)
+                 "a task to retry three times", interval=0.05, context=s.logs)
         down_for = time.monotonic() - down_at
         pg_cluster.start()
         assert s.wait_done(job, 150) == "succeeded"
@@ -115,13 +120,13 @@ def test_clients_polling_through_an_api_restart_just_see_progress_continue(stack
     with StateWatch(s.db_url, [job]) as watch:
         poller.start()
         wait_for(lambda: s.progress(job)["scored"] >= 2, 60, "scoring under way", interval=0.02, context=s.logs)
-        wait_for(lambda: poller.answers, 10, "the poller's first answer")
+        wait_for(lambda: poller.answers, 10, "the poller's first answer", interval=0.05)
         last_before = poller.answers[-1][1]
         api.kill()  # SIGKILL: no shutdown code runs
         answered_before = len(poller.answers)
         LEDGER.fault("API SIGKILL mid-job, restarted")
         refused_before = poller.refused
-        wait_for(lambda: poller.refused > refused_before, 10, "the poller to find the API gone")
+        wait_for(lambda: poller.refused > refused_before, 10, "the poller to find the API gone", interval=0.05)
         api.start()  # the same port, as a supervisor would restart it
         poller.join(150)
         assert not poller.is_alive(), f"the poller did not see the job end\n{s.logs()}"

@@ -20,10 +20,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from models import Candidate, Job
-from reliability_harness import REPO, Stack, wait_for
+from tests.reliability.stack import Stack
+from tests.support.paths import REPO
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
 
-SPEC = {"space": "nats-tss", "dataset": "digits", "candidates": {"strategy": "random", "n": 3},
-        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 0, "top_k": 1, "final": {"mode": "none"}}
+SPEC = job_spec(3)  # digits, 3 candidates, mgm: the API server knows it (no tiny plug-in there)
 
 
 @dataclass
@@ -204,7 +206,7 @@ def test_the_same_post_with_an_idempotency_key_creates_one_job_also_when_concurr
                                      .group_by(Job.idempotency_key)).all())
     assert keyed == {"nightly-1": 1, "nightly-2": 1}
     # Exactly one start message per job reached the broker (no worker runs here to take them).
-    wait_for(lambda: s.redis.backlog() == backlog + 2, 10, "two start_job messages",
+    wait_for(lambda: s.redis.backlog() == backlog + 2, 10, "two start_job messages", interval=0.05,
              context=lambda: f"backlog {s.redis.backlog()}, before {backlog}")
 
     # The key is per user: the same key from someone else is their own job.

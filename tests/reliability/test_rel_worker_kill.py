@@ -11,7 +11,11 @@ import time
 from sqlalchemy import func, select
 
 from models import Candidate, Training, Worker
-from reliability_harness import LEDGER, StateWatch, assert_complete, check_job, tiny_spec, wait_for
+from tests.reliability.checks import assert_complete, check_job
+from tests.reliability.ledger import LEDGER
+from tests.reliability.watchers import StateWatch
+from tests.support.specs import tiny_spec
+from tests.support.waiting import wait_for
 
 
 def test_a_worker_killed_while_scoring_a_chunk_loses_nothing(stack):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nats_fixture import TSS_ARCH_0, TSS_DIRNAME, tss_archs, write_sss_benchmark, write_tss_benchmark
+from tests.support.nats_fixture import TSS_ARCH_0, TSS_DIRNAME, tss_archs, write_sss_benchmark, write_tss_benchmark
 from scorer import benchmark
 from scorer.benchmark import (
     ArchNotInBenchmarkError,

@@ -1,7 +1,6 @@
 """Dataset registry: embedded sets load, probe batches are reproducible, file formats parse."""
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from scorer.data import (
     probe_batch,
 )
 from scorer.registry import UnknownNameError
+from tests.support.paths import SHARED_DATA
+from tests.support.require import require_shared
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = Path(os.environ.get("KNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
 EMBEDDED = [n for n in list_datasets() if dataset_info(n).embedded]
 
 
@@ -223,10 +222,7 @@ def test_environment_is_not_read_by_the_scorer(tmp_path: Path, monkeypatch: pyte
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not (SHARED_DATA / "cifar10-sample").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: shared data folder {SHARED_DATA / 'cifar10-sample'} is missing")
-        pytest.skip(f"no shared data at {SHARED_DATA / 'cifar10-sample'} (set KNAS_SHARED_DATA)")
+    require_shared("cifar10-sample")
     return SHARED_DATA
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from image_folders import make_image_folder
 from scorer.folders import (
     FolderSummary,
     ImageFolderError,
@@ -22,8 +21,9 @@ from scorer.folders import (
     scan_folder,
     within_roots,
 )
+from tests.support.image_folders import make_image_folder
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]
 

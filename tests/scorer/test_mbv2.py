@@ -13,7 +13,7 @@ from scorer.proxies import ensemble
 from scorer.proxies.flops import count_macs
 from scorer.spaces import InvalidArchError, get_space
 from scorer.spaces.mbv2 import EXAMPLE, HEADS, SIZE, STAGES, cost, flops, params
-from shared_data import require_shared
+from tests.support.require import require_shared
 
 SPACE = get_space("mbv2")
 SMALLEST = "d1-w8-e1-k3|d1-w16-e1-k3|d1-w32-e1-k3|d1-w64-e1-k3|d1-w96-e1-k3|h256"

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from reference import gram_mean_loop, gram_offdiag_loop
+from tests.scorer.reference import gram_mean_loop, gram_offdiag_loop
 from scorer.proxies import get_proxy
 from scorer.spaces import get_space
 

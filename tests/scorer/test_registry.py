@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, fields
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,9 +19,8 @@ import torch
 from scorer.data import DATASETS, DatasetInfo, DatasetNotFoundError, benchmark_datasets, load_split, probe_batch
 from scorer.proxies import PROXIES, ProxyInfo, get_proxy
 from scorer.registry import Registry, UnknownNameError
-from shared_data import SHARED_DATA
+from tests.support.paths import REPO, SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(code: str, **env: str) -> None:

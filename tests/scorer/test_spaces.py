@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from shared_data import require_shared
+from tests.support.require import require_shared
 from scorer.registry import UnknownNameError
 from scorer.spaces import InvalidArchError, get_space, list_spaces
 

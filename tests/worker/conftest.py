@@ -6,12 +6,9 @@ alive after a timeout - the supervisor or any process below it - is SIGKILLed.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from live_workers import REPO, WorkerProc, worker_env
+from tests.support.workers import WorkerProc, start_worker_process, worker_env
 
 
 @pytest.fixture
@@ -20,14 +17,8 @@ def start_worker(pg_url, redis_url, tmp_path):
     started: list[WorkerProc] = []
 
     def start(name: str, *args: str, **env: str) -> WorkerProc:
-        log = tmp_path / f"{name}.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "knas.cli.main", "worker", "--device", "cpu", "--threads", "1",
-                 "--name", name, *args],
-                env=worker_env(pg_url, redis_url, tmp_path / "home", **env), cwd=REPO,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        worker = WorkerProc(name, proc, log, [])
+        worker = start_worker_process(name, *args, env=worker_env(pg_url, redis_url, tmp_path / "home", **env),
+                                      log=tmp_path / f"worker-{name}-{len(started)}.log")
         started.append(worker)
         return worker
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from image_folders import make_image_folder
+from tests.support.image_folders import make_image_folder
 from knas.jobspec import JobSpec
 from models import Job, Training
 from worker import datasets

@@ -11,17 +11,17 @@ import io
 import json
 import subprocess
 import sys
-import time
 import zipfile
 
 import httpx
 import pytest
 
-from image_folders import make_image_folder
-from live_workers import REPO, wait_for_rows, worker_env
+from tests.support.image_folders import make_image_folder
 from models import Store
 from models.users import add_user
-from processes import free_port
+from tests.support.servers import LiveServer
+from tests.support.waiting import wait_for
+from tests.support.workers import DONE, wait_for_rows, worker_env
 
 EXPORTED = {"model.torchscript.pt", "model.onnx", "weights.safetensors", "arch.json", "card.json", "MODEL_CARD.md"}
 
@@ -31,34 +31,17 @@ def api_server(pg_url, redis_url, tmp_path):
     """`knas serve` on the test database and broker (API only), sharing the workers' artifact store."""
     env = {k: v for k, v in worker_env(pg_url, redis_url, tmp_path / "home", KNAS_DATA_DIR=str(tmp_path / "data"),
                                        OMP_NUM_THREADS="1").items() if k != "KNAS_PLUGINS"}
-    port = free_port()
-    log = open(tmp_path / "api.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "knas.cli.main", "serve", "--port", str(port), "--log-level",
-                             "warning"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, (tmp_path / "api.log").read_text()
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=15)
-    log.close()
+    server = LiveServer(env, tmp_path / "api.log").start()
+    yield server.url
+    server.stop()
 
 
 def _wait(client: httpx.Client, job_id: str, timeout: float = 240) -> dict:
-    deadline = time.time() + timeout
-    while True:
+    def ended() -> dict | None:
         job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.time() < deadline, job
-        time.sleep(0.5)
+        return job if job["status"] in DONE else None
+
+    return wait_for(ended, timeout, f"job {job_id} to end", interval=0.5)
 
 
 def test_an_image_folder_search_over_http_ships_its_winner(pg_url, api_server, start_worker, tmp_path):

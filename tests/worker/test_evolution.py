@@ -112,8 +112,7 @@ def test_bad_evolution_specs_name_the_field(candidates, message):
 
 
 def test_two_celery_workers_breed_the_same_generations_as_one_process(pg_url, redis_url, start_worker, tmp_path):
-    from live_workers import wait_for_rows, worker_env
-    from test_service_live import submit, wait_done
+    from tests.support.workers import submit_job, wait_for_rows, wait_jobs_done, worker_env
 
     local = Store(f"sqlite:///{tmp_path / 'local.db'}")
     expected = _candidates(local, _run_local(local, SPEC))
@@ -122,8 +121,8 @@ def test_two_celery_workers_breed_the_same_generations_as_one_process(pg_url, re
     wait_for_rows(store, {"wa", "wb"}, procs=workers)
     spec = JobSpec.model_validate(SPEC)
     job_id = jobs.create_job(store, spec)
-    submit(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
-    assert wait_done(store, [job_id], timeout=240, workers=workers) == {job_id: "succeeded"}
+    submit_job(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
+    assert wait_jobs_done(store, [job_id], timeout=240, workers=workers) == {job_id: "succeeded"}
     remote = _candidates(store, job_id)
     assert [r[:2] for r in remote] == [r[:2] for r in expected]  # the same archs in the same generations
     assert [r[4] for r in remote] == [r[4] for r in expected]  # and the same ranking

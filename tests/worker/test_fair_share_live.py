@@ -5,7 +5,6 @@ their `scored_at` is the order in which the broker handed out the work.
 """
 from __future__ import annotations
 
-import time
 
 from sqlalchemy import select
 
@@ -15,16 +14,16 @@ from models import Candidate, Job, Store
 from worker import jobs
 from worker.dispatch import CeleryQueue
 
-from live_workers import wait_for_rows
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
+from tests.support.workers import wait_for_rows, wait_jobs_done
 
 WINDOW = 2  # KNAS_FANOUT_WINDOW: chunks of one job in the queue at once
 
 
-def job_spec(n: int, seed: int, priority: int = 0) -> JobSpec:
-    return JobSpec.model_validate({
-        "space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": n},
-        "proxy": {"name": "params", "batch_size": 8}, "seed": seed, "top_k": 1, "final": {"mode": "none"},
-        "priority": priority})
+def params_job(n: int, seed: int, priority: int = 0) -> JobSpec:
+    """`n` tiny-dataset candidates scored by `params` (instant), nothing trained."""
+    return JobSpec.model_validate(job_spec(n, seed=seed, dataset="tiny", proxy="params", priority=priority))
 
 
 def scoring_order(store: Store, job_ids: list[str]) -> list[str]:
@@ -33,13 +32,6 @@ def scoring_order(store: Store, job_ids: list[str]) -> list[str]:
         return list(s.scalars(select(Job.owner).join(Candidate, Candidate.job_id == Job.id)
                               .where(Job.id.in_(job_ids), Candidate.scored_at.is_not(None))
                               .order_by(Candidate.scored_at, Candidate.id)))
-
-
-def wait_finished(store: Store, job_ids: list[str], worker, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while any(jobs.job_status(store, j) not in ("succeeded", "failed", "cancelled") for j in job_ids):
-        assert time.time() < deadline, f"jobs not done in {timeout} s\n{worker.output()[-3000:]}"
-        time.sleep(0.3)
 
 
 def longest_run(owners: list[str]) -> int:
@@ -53,12 +45,12 @@ def longest_run(owners: list[str]) -> int:
 def test_two_users_jobs_alternate_instead_of_one_draining_first(pg_url, redis_url, start_worker):
     store = Store(pg_url)
     queue = CeleryQueue(Settings(broker_url=redis_url))
-    bulk = jobs.create_job(store, job_spec(12, seed=1), owner="alice")  # alice's big job first...
-    small = jobs.create_job(store, job_spec(8, seed=2), owner="bob")  # ... then bob's, same priority
+    bulk = jobs.create_job(store, params_job(12, seed=1), owner="alice")  # alice's big job first...
+    small = jobs.create_job(store, params_job(8, seed=2), owner="bob")  # ... then bob's, same priority
     for job_id in (bulk, small):
         queue.submit(job_id, 0)
     worker = start_worker("fair", "--concurrency", "1", KNAS_CHUNK_SIZE="1", KNAS_FANOUT_WINDOW=str(WINDOW))
-    wait_finished(store, [bulk, small], worker)
+    wait_jobs_done(store, [bulk, small], timeout=120, workers=[worker])
 
     order = scoring_order(store, [bulk, small])
     assert len(order) == 20
@@ -75,15 +67,13 @@ def test_a_high_priority_job_overtakes_a_bulk_job_already_running(pg_url, redis_
     queue = CeleryQueue(Settings(broker_url=redis_url))
     worker = start_worker("prio", "--concurrency", "1", KNAS_CHUNK_SIZE="1", KNAS_FANOUT_WINDOW=str(WINDOW))
     wait_for_rows(store, {"prio"}, procs=[worker])
-    bulk = jobs.create_job(store, job_spec(40, seed=3, priority=0), owner="alice")
+    bulk = jobs.create_job(store, params_job(40, seed=3, priority=0), owner="alice")
     queue.submit(bulk, 0)
-    deadline = time.time() + 60
-    while len(scoring_order(store, [bulk])) < 3:  # the bulk job is under way
-        assert time.time() < deadline, worker.output()[-3000:]
-        time.sleep(0.1)
-    urgent = jobs.create_job(store, job_spec(6, seed=4, priority=9), owner="bob")
+    wait_for(lambda: len(scoring_order(store, [bulk])) >= 3, 60, "the bulk job to be under way", interval=0.1,
+             context=lambda: worker.output()[-3000:])
+    urgent = jobs.create_job(store, params_job(6, seed=4, priority=9), owner="bob")
     queue.submit(urgent, 9)
-    wait_finished(store, [bulk, urgent], worker)
+    wait_jobs_done(store, [bulk, urgent], timeout=120, workers=[worker])
 
     order = scoring_order(store, [bulk, urgent])
     first, last = order.index("bob"), len(order) - 1 - order[::-1].index("bob")

@@ -8,6 +8,8 @@ from sqlalchemy import select
 from models import Worker
 from worker.presence import Heartbeat, record
 
+from tests.support.waiting import wait_for
+
 
 def row(store, name):
     with store.session() as s:
@@ -20,9 +22,7 @@ def test_heartbeat_upserts_its_row_and_sweeps_until_stopped(store):
     beat = Heartbeat(store, "gpu0@h", "cuda", interval=0.05, on_beat=lambda: sweeps.append(1), hostname="h")
     beat.start()
     try:
-        deadline = time.time() + 10
-        while len(sweeps) < 3 and time.time() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(sweeps) >= 3, 10, "three beats", interval=0.02)
         first = row(store, "gpu0@h")
         time.sleep(0.2)
         second = row(store, "gpu0@h")
@@ -44,9 +44,7 @@ def test_a_failing_beat_does_not_kill_the_thread(store):
     beat = Heartbeat(store, "cpu@h", "cpu", interval=0.02, on_beat=broken_sweep)
     beat.start()
     try:
-        deadline = time.time() + 10
-        while len(calls) < 3 and time.time() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(calls) >= 3, 10, "three beats, each failing", interval=0.02)
     finally:
         beat.stop()
     assert len(calls) >= 3

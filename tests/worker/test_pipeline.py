@@ -201,7 +201,7 @@ def test_unknown_names_are_spec_errors(store):
 
 
 def test_benchmark_mode_looks_up_the_top_k(store, tmp_path):
-    from nats_fixture import write_tss_benchmark
+    from tests.support.nats_fixture import write_tss_benchmark
     from scorer.spaces import get_space
     from worker.runtime import Runtime
 

@@ -5,8 +5,6 @@ a failure, never a skip.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -17,30 +15,10 @@ from knas.jobspec import JobSpec
 from models import Candidate, Job, Store, Training, Worker, utcnow
 from worker import jobs, pipeline, runner
 
-from live_workers import REPO, wait_for_rows, worker_env
+from tests.support.specs import job_spec
+from tests.support.workers import submit_job, wait_for_rows, wait_jobs_done, worker_env
 
-SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 8},
-        "proxy": {"name": "mgm", "batch_size": 8}, "seed": 11, "top_k": 2, "final": {"mode": "train", "epochs": 1},
-        "priority": 6}
-DONE = ("succeeded", "failed", "cancelled")
-
-
-def submit(job_id: str, priority: int, env: dict) -> None:
-    """Submit exactly as the API does (worker.dispatch.CeleryQueue), from a fresh process."""
-    code = "import sys; from worker.dispatch import CeleryQueue; CeleryQueue().submit(sys.argv[1], int(sys.argv[2]))"
-    subprocess.run([sys.executable, "-c", code, job_id, str(priority)], env=env, cwd=REPO, check=True, timeout=60)
-
-
-def wait_done(store: Store, job_ids: list[str], timeout: float, workers=()) -> dict[str, str]:
-    deadline = time.time() + timeout
-    while True:
-        states = {j: jobs.job_status(store, j) for j in job_ids}
-        if all(s in DONE for s in states.values()):
-            return states
-        if time.time() > deadline:
-            logs = "\n".join(f"--- {w.name}\n{w.output()[-4000:]}" for w in workers)
-            raise AssertionError(f"jobs not done after {timeout} s: {states}\n{logs}")
-        time.sleep(0.3)
+SPEC = job_spec(8, seed=11, dataset="tiny", top_k=2, epochs=1, priority=6)
 
 
 def local_ranking(spec: JobSpec, tmp_path) -> dict[str, tuple[int, float]]:
@@ -72,13 +50,13 @@ def test_two_workers_run_a_job_to_the_local_ranking_and_recover_lost_work(pg_url
 
     spec = JobSpec.model_validate(SPEC)
     job_id = jobs.create_job(store, spec)
-    submit(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
+    submit_job(job_id, spec.priority, worker_env(pg_url, redis_url, tmp_path / "home"))
     # A job whose fan-out was lost: it is `scoring` but no chunk message exists. Only the sweep can finish it.
     lost = jobs.create_job(store, JobSpec.model_validate({**SPEC, "seed": 12, "final": {"mode": "none"},
                                                               "candidates": {"strategy": "random", "n": 4}}))
     assert len(pipeline.start_job(store, lost, chunk_size=2)) == 2
     started = time.time()
-    states = wait_done(store, [job_id, lost], timeout=150, workers=workers)
+    states = wait_jobs_done(store, [job_id, lost], timeout=150, workers=workers)
     elapsed = time.time() - started
     assert states == {job_id: "succeeded", lost: "succeeded"}, [w.output()[-3000:] for w in workers]
 

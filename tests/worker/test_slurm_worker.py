@@ -15,8 +15,8 @@ import click
 import pytest
 
 from knas.cli.worker_cmd import gpus_from_env, parse_gpus, plan_workers
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SBATCH = REPO / "deploy" / "slurm" / "knas-worker.sbatch"
 
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from knas.jobspec import JobSpec
-from clocks import age, skew_clock
+from tests.support.clocks import age, skew_clock
 from models import Candidate, Job, Store, Training, Worker, utcnow
 from models.clock import db_now
 from worker import jobs, pipeline

@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from knas.cli.main import cli
 from knas.cli.worker_cmd import WorkerProcess, _supervise, plan_workers
 from knas.settings import get_settings
-from live_workers import descendants, wait_for_rows
 from models import Store
-from processes import process_alive
+from tests.support.processes import descendants, process_alive
+from tests.support.waiting import wait_for
+from tests.support.workers import wait_for_rows
 
 
 @pytest.fixture
@@ -114,10 +115,13 @@ def test_a_sigkilled_supervisor_takes_its_celery_processes_with_it(start_worker,
         wait_for_rows(store, {"orphans"}, timeout=120, procs=[worker])
     finally:
         store.dispose()
-    deadline = time.monotonic() + 30  # the main process and its two pool children
-    while len(descendants(worker.proc.pid)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    below = descendants(worker.proc.pid)
+
+    def celery_processes() -> list[int] | None:  # the main process and its two pool children
+        found = descendants(worker.proc.pid)
+        return found if len(found) >= 3 else None
+
+    below = wait_for(celery_processes, 30, "the Celery processes below the supervisor",
+                     context=lambda: worker.output()[-2000:])
     assert len(below) >= 3, below
     worker.proc.send_signal(signal.SIGKILL)
     worker.proc.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""/v1/jobs against a real `knas serve` (uvicorn) over HTTP: submit, follow, rank, export, cancel, refuse."""
+"""/v1/jobs over HTTP (the app in this process; `knas serve` for the outage): submit, follow, rank, export, cancel, refuse."""
 from __future__ import annotations
 
 import csv
@@ -12,6 +12,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from knas.client import KnasClientError
+from tests.support.specs import job_spec
+from tests.support.waiting import wait_for
 
 INDEX_0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 
@@ -59,9 +61,10 @@ def test_tiny_job_runs_to_success_on_the_embedded_server(embedded_server, finish
     check_finished(embedded_server, finished_job)
 
 
-def test_tiny_job_runs_to_success_on_postgres_and_an_outage_is_a_503(pg_server, pg_url, make_spec):
+def test_tiny_job_runs_to_success_on_postgres_and_an_outage_is_a_503(start_live_server, pg_url, tmp_path):
+    pg_server = start_live_server(KNAS_HOME=str(tmp_path / "home"), KNAS_DATABASE_URL=pg_url)
     assert "database postgresql" in pg_server.log  # the start-up line says what it uses
-    job = run_tiny_job(pg_server, make_spec(n=3, seed=3))
+    job = run_tiny_job(pg_server, job_spec(n=3, seed=3))
     check_finished(pg_server, job)
 
     # The database goes away under the running server: clear 503s, no stack traces.
@@ -101,8 +104,8 @@ def test_tiny_job_runs_to_success_on_postgres_and_an_outage_is_a_503(pg_server, 
     ({"priority": 10}, ["body", "priority"], "less than or equal to 9"),
     ({"colour": "blue"}, ["body", "colour"], "Extra inputs are not permitted"),
 ], ids=lambda value: None if not isinstance(value, str) else value[:30])
-def test_invalid_specs_are_refused_with_the_field_and_reason(http, make_spec, body, where, message):
-    response = http.post("/v1/jobs", json={**make_spec(n=3), **body})
+def test_invalid_specs_are_refused_with_the_field_and_reason(http, body, where, message):
+    response = http.post("/v1/jobs", json={**job_spec(n=3), **body})
     assert response.status_code == 422, response.text
     problem = response.json()
     assert message in problem["detail"]
@@ -153,9 +156,9 @@ def test_list_filters_and_pages(http, finished_job):
         assert response.status_code == 422 and message in response.json()["detail"]
 
 
-def test_cancel_stops_a_running_job_and_a_finished_job_is_a_409(api, http, make_spec, until, finished_job):
-    job = api.submit(make_spec(n=200, probe=64, seed=11))
-    until(lambda: api.job(job["id"])["progress"]["scored"] >= 1, timeout=90, what="scoring to start")
+def test_cancel_stops_a_running_job_and_a_finished_job_is_a_409(api, http, finished_job):
+    job = api.submit(job_spec(n=200, probe=64, seed=11))
+    wait_for(lambda: api.job(job["id"])["progress"]["scored"] >= 1, timeout=90, what="scoring to start")
 
     cancelled = http.post(f"/v1/jobs/{job['id']}/cancel")
     assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
@@ -165,7 +168,7 @@ def test_cancel_stops_a_running_job_and_a_finished_job_is_a_409(api, http, make_
         time.sleep(1.5)
         return before == api.job(job["id"])["progress"]["scored"]
 
-    until(settled, timeout=30, interval=0, what="scoring to stop")
+    wait_for(settled, timeout=30, interval=0, what="scoring to stop")
     final = api.job(job["id"])
     assert final["status"] == "cancelled" and final["progress"]["pending"] > 0 and final["finished_at"]
 

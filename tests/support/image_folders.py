@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shared_data import require_shared
+from .require import require_shared
 
 SAMPLE = "cifar10-sample"
 
