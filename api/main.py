@@ -10,11 +10,12 @@ import logging
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any, AsyncIterator
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         app.include_router(router)
     add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RefuseNulBytes)
     metrics.install(app)  # outermost: it also counts 413s and 500s
     return app
 
@@ -161,6 +163,14 @@ async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(503, f"the database is unavailable, try again later ({reason})")
 
 
+async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refuses to store (not an outage): the client's to change, so a 422."""
+    cause = getattr(exc, "orig", None) or exc
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+    log.info("value refused by the database on %s %s: %s", request.method, request.url.path, reason)
+    return problem(422, f"a value of the request cannot be stored: {reason}")
+
+
 async def on_unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
     return problem(500, "internal server error; the server log has the details")
 
@@ -169,9 +179,39 @@ def add_error_handlers(app: FastAPI) -> None:
     # Starlette types a handler as taking any Exception; it passes each one only the class it is registered for.
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, on_data_error)  # a bad value, e.g. one PostgreSQL cannot hold
     app.add_exception_handler(DBAPIError, on_database_error)  # OperationalError, InterfaceError, ...
     app.add_exception_handler(PoolTimeoutError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected_error)
+
+
+class RefuseNulBytes:
+    """422 for a NUL byte in the path or a query parameter, naming the parameter.
+
+    PostgreSQL text cannot hold NUL (0x00): such a value would reach the database only to be refused
+    there. Refusing it at the door says which parameter to fix (JSON bodies are validated by their
+    models; `on_data_error` answers 422 for anything that still gets through)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = None
+            query = scope.get("query_string", b"")
+            if "\x00" in scope.get("path", ""):
+                where = ["path"]
+            elif b"%00" in query or b"\x00" in query:  # cheap test first: almost no request has either
+                pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), None)
+                where = ["query", name.replace("\x00", "\\0")] if name is not None else None
+            if where is not None:
+                what = "the path" if where == ["path"] else f"query parameter {where[1]!r}"
+                response = problem(422, f"{what} contains a NUL byte (0x00), which no field accepts",
+                                   [{"loc": where, "msg": "contains a NUL byte", "type": "value_error"}])
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodySizeLimit:
