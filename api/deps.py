@@ -26,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from knas.settings import Settings
 from models import Job, Store
 from models.users import Principal, authenticate, hash_token
-from worker.dispatch import JobQueue
+
+from .dispatch import JobQueue
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from knas.settings import Settings, get_settings
 from models import Store
 from models.users import LOCAL_USER, ensure_local_user
 from scorer import __version__
-from worker.watchdog import StallWatchdog
-from worker.dispatch import JobQueue, make_queue
 from worker.runner import LocalQueue
 
 from .deps import AuthCache, get_current_user, make_auth_limiter
+from .dispatch import JobQueue, make_queue
 from .routes import catalog, dashboard, health, jobs, metrics, views, workers
+from .watchdog import StallWatchdog
 
 log = logging.getLogger("knas.api")
 

@@ -1,7 +1,7 @@
 """The Celery app: created from settings; tasks live in worker.tasks, the node's lifecycle in worker.node.
 
 Only a worker imports those two (`include`): a process that merely sends tasks by name (the API's
-CeleryQueue) loads neither the tasks nor the pipeline. Here is only `worker_init` (main process,
+api.dispatch.CeleryQueue) loads neither the tasks nor the pipeline. Here is only `worker_init` (main process,
 before the pool forks): import KNAS_PLUGINS, check the store's schema.
 """
 from __future__ import annotations

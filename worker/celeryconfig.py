@@ -18,6 +18,11 @@ QUEUES = tuple(q.value for q in KnasQueue)
 FOLLOW_UP_PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 4.0}
 
 
+def broker_priority(job_priority: int) -> int:
+    """Job priority 0..9 (9 = most urgent) -> Redis transport priority (0 = consumed first)."""
+    return 9 - max(0, min(9, job_priority))
+
+
 def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": settings.broker_url or "memory://",

@@ -133,7 +133,7 @@ class Stack:
 
         from knas.settings import Settings
         from worker.celeryconfig import celery_config
-        from worker.dispatch import broker_priority
+        from worker.celeryconfig import broker_priority
 
         app = Celery("knas-test-client")
         app.config_from_object(celery_config(Settings(broker_url=self.redis.url)))

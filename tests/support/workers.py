@@ -109,8 +109,8 @@ DONE = ("succeeded", "failed", "cancelled")
 
 
 def submit_job(job_id: str, priority: int, env: dict[str, str]) -> None:
-    """Send a stored job to the workers exactly as the API does (worker.dispatch.CeleryQueue), from a fresh process."""
-    code = "import sys; from worker.dispatch import CeleryQueue; CeleryQueue().submit(sys.argv[1], int(sys.argv[2]))"
+    """Send a stored job to the workers exactly as the API does (api.dispatch.CeleryQueue), from a fresh process."""
+    code = "import sys; from api.dispatch import CeleryQueue; CeleryQueue().submit(sys.argv[1], int(sys.argv[2]))"
     subprocess.run([sys.executable, "-c", code, job_id, str(priority)], env=env, cwd=REPO, check=True, timeout=60)
 
 

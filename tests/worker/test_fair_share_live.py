@@ -12,7 +12,7 @@ from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Candidate, Job, Store
 from worker import jobs
-from worker.dispatch import CeleryQueue
+from api.dispatch import CeleryQueue
 
 from tests.support.specs import job_spec
 from tests.support.waiting import wait_for

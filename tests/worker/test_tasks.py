@@ -9,7 +9,7 @@ from knas.jobspec import JobSpec
 from knas.settings import Settings
 from models import Job, Worker
 from worker import jobs, pipeline, tasks
-from worker.dispatch import broker_priority
+from worker.celeryconfig import broker_priority
 from worker.retry import TransientError
 
 SPEC = {"space": "nats-tss", "dataset": "tiny", "candidates": {"strategy": "random", "n": 5},

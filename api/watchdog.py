@@ -28,7 +28,7 @@ class StallWatchdog(threading.Thread):
         self._stop_event = threading.Event()
 
     def check(self) -> dict[str, str]:
-        from .sweep import fail_stalled  # torch-free: the store and worker.jobs only
+        from worker.sweep import fail_stalled  # torch-free: the store and worker.jobs only
 
         failed = fail_stalled(self.store, self.stall_timeout).failed
         self.rounds += 1

@@ -1,6 +1,8 @@
 """How a submitted job reaches workers: Celery (the service) or a thread (the embedded default, worker/runner.py).
 
-The API only calls `submit`; it never knows which one runs the job. Torch-free, Celery's client only.
+The API's side of the queue: it only calls `submit` and never knows which one runs the job. Torch-free,
+Celery's client only: task names, routes and the broker's priority levels are the workers'
+(worker/flow.py, worker/celeryconfig.py), read from there.
 """
 from __future__ import annotations
 
@@ -19,11 +21,6 @@ class JobQueue(Protocol):
     def close(self) -> None: ...
 
 
-def broker_priority(job_priority: int) -> int:
-    """Job priority 0..9 (9 = most urgent) -> Redis transport priority (0 = consumed first)."""
-    return 9 - max(0, min(9, job_priority))
-
-
 class CeleryQueue:
     """Sends `knas.start_job` to the broker; workers do the rest."""
 
@@ -33,13 +30,14 @@ class CeleryQueue:
 
         from knas.settings import get_settings
 
-        from .celeryconfig import celery_config
+        from worker.celeryconfig import celery_config
 
         self.app = Celery("knas-client")
         self.app.config_from_object(celery_config(settings or get_settings()))
 
     def submit(self, job_id: str, priority: int = 0) -> None:
-        from .flow import Task
+        from worker.celeryconfig import broker_priority
+        from worker.flow import Task
 
         self.app.send_task(Task.START_JOB.value, args=[job_id], priority=broker_priority(priority))
 
@@ -51,6 +49,6 @@ def make_queue(settings: Settings, store: Store) -> JobQueue:
     """Celery when a broker is configured (the service), else the in-process runner (the embedded default)."""
     if settings.broker_url:
         return CeleryQueue(settings)
-    from .runner import LocalQueue
+    from worker.runner import LocalQueue
 
     return LocalQueue(store, settings)
