@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import free_port
-from tests.support.servers import InProcessServer, LiveServer, clean_env
+from tests.support.servers import InProcessServer, clean_env
 from tests.support.specs import job_spec
 
 
@@ -41,36 +41,6 @@ def http(embedded_server: InProcessServer):
     """A raw httpx client, for requests KnasClient would never send."""
     with embedded_server.http() as client:
         yield client
-
-
-@pytest.fixture
-def start_server():
-    """Start an in-process server of this test's own (stopped afterwards): `start_server(KNAS_HOME=..., ...)`."""
-    started: list[InProcessServer] = []
-
-    def start(**env: str) -> InProcessServer:
-        server = InProcessServer(clean_env(**env))
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def start_live_server(tmp_path: Path):
-    """Start `knas serve` in a subprocess (stopped afterwards): `start_live_server(KNAS_HOME=..., ...)`."""
-    started: list[LiveServer] = []
-
-    def start(**env: str) -> LiveServer:
-        server = LiveServer(clean_env(**env), tmp_path / f"server-{len(started)}.log")
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture

@@ -48,16 +48,3 @@ def dashboard_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def start_server():
-    """A server of the test's own: `start_server(KNAS_HOME=...)`; stopped afterwards."""
-    started: list[InProcessServer] = []
-
-    def start(**env: str) -> InProcessServer:
-        server = InProcessServer(clean_env(**env))
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()

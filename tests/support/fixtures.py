@@ -1,16 +1,21 @@
-"""The fixtures over real services (tests/support/services.py), registered for the whole tree by tests/conftest.py.
+"""Fixtures registered for the whole tree by tests/conftest.py: real services (tests/support/services.py)
+and API servers of a test's own (tests/support/servers.py).
 
-A test that uses one of these is in the `service` lane (tests/conftest.py marks it); without the
-service it is skipped locally and fails in CI.
+A test that uses a service fixture is in the `service` lane, one that uses `start_live_server` in the
+`live` lane (tests/conftest.py marks them); without the service it is skipped locally and fails in CI.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 
 from .require import require_service
+from .servers import InProcessServer, LiveServer, clean_env
 from .services import REDIS_TEST_URL, PostgresCluster, fresh_database
+
+Server = TypeVar("Server", InProcessServer, LiveServer)
 
 
 @pytest.fixture
@@ -57,3 +62,29 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+def _servers(make: Callable[[dict[str, str], int], Server]) -> Iterator[Callable[..., Server]]:
+    """`start(KNAS_HOME=..., ...)` -> a started server of the test's own; all stopped after the test."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = make(clean_env(**env), len(started))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., InProcessServer]]:
+    """An in-process server (`create_app` over HTTP in this process) of the test's own."""
+    yield from _servers(lambda env, _i: InProcessServer(env))
+
+
+@pytest.fixture
+def start_live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """`knas serve` in a subprocess of the test's own, logging to tmp_path/server-N.log."""
+    yield from _servers(lambda env, i: LiveServer(env, tmp_path / f"server-{i}.log"))
