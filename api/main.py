@@ -186,31 +186,29 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 class RefuseNulBytes:
-    """422 for a NUL byte in the path or a query parameter, naming the parameter.
+    """422 for a NUL byte in a query parameter, naming the parameter.
 
     PostgreSQL text cannot hold NUL (0x00): such a value would reach the database only to be refused
-    there. Refusing it at the door says which parameter to fix (JSON bodies are validated by their
-    models; `on_data_error` answers 422 for anything that still gets through)."""
+    there. Refusing it at the door says which parameter to fix. Path parameters are checked by their
+    routes (a job id must be a UUID: 404), JSON bodies by their models, and `on_data_error` answers
+    422 for anything that still gets through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            where = None
             query = scope.get("query_string", b"")
-            if "\x00" in scope.get("path", ""):
-                where = ["path"]
-            elif b"%00" in query or b"\x00" in query:  # cheap test first: almost no request has either
+            if b"%00" in query or b"\x00" in query:  # cheap test first: almost no request has either
                 pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
                 name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), None)
-                where = ["query", name.replace("\x00", "\\0")] if name is not None else None
-            if where is not None:
-                what = "the path" if where == ["path"] else f"query parameter {where[1]!r}"
-                response = problem(422, f"{what} contains a NUL byte (0x00), which no field accepts",
-                                   [{"loc": where, "msg": "contains a NUL byte", "type": "value_error"}])
-                await response(scope, receive, send)
-                return
+                if name is not None:
+                    name = name.replace("\x00", "\\0")
+                    response = problem(422, f"query parameter {name!r} contains a NUL byte (0x00), which no "
+                                       "field accepts", [{"loc": ["query", name], "msg": "contains a NUL byte",
+                                                          "type": "value_error"}])
+                    await response(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 

@@ -23,9 +23,12 @@ def test_a_nul_in_a_query_parameter_is_a_422_naming_it_on_postgresql(pg_server):
         assert http.get("/v1/jobs", params={"owner": "alice"}).status_code == 200
 
 
-def test_a_nul_in_the_path_is_a_422(http):
-    response = http.get("/v1/jobs/abc%00def")
-    assert response.status_code == 422 and "path" in response.json()["detail"]
+def test_a_nul_in_a_path_parameter_is_the_route_s_4xx_not_a_503_on_postgresql(pg_server):
+    with pg_server.http() as http:
+        job = http.get("/v1/jobs/abc%00def")  # job ids are UUIDs: checked before any query
+        dataset = http.delete("/v1/datasets/a%00b")  # a registered name never holds one: no such dataset
+    assert job.status_code == 404, job.text
+    assert dataset.status_code == 404 and "no registered dataset" in dataset.json()["detail"], dataset.text
 
 
 @pytest.mark.parametrize("error, status", [
