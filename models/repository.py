@@ -15,12 +15,12 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import datetime
-from typing import Any, Iterable, cast
+from typing import Any, Iterable
 
-from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .base import changed, utcnow
+from .base import changed, table, utcnow
 from .clock import db_ago, db_now
 from .tables import RETRAIN, Candidate, Job, Training
 
@@ -93,15 +93,11 @@ def release_chunks(session: Session, job_id: str) -> None:
                     .values(dispatch=None).execution_options(synchronize_session=False))
 
 
-def _table(entity) -> Table:
-    return cast(Table, entity.__table__)  # a Table; typed as FromClause on the declarative class
-
-
 @functools.lru_cache(maxsize=32)
 def _store_score(columns: tuple[str, ...]):
     """UPDATE of one pending candidate of a scoring job, setting `columns`; built once per column set
     (building it cost more than PostgreSQL's part: scoring stores one per candidate)."""
-    candidates, jobs = _table(Candidate), _table(Job)
+    candidates, jobs = table(Candidate), table(Job)
     scoring_now = exists().where(jobs.c.id == bindparam("job_id_"), jobs.c.status == "scoring")
     return (update(candidates)
             .where(candidates.c.id == bindparam("candidate_id_"), candidates.c.status == "pending", scoring_now)
@@ -111,7 +107,7 @@ def _store_score(columns: tuple[str, ...]):
 @functools.lru_cache(maxsize=1)
 def _count_statement():
     """candidates_scored += :scored_, candidates_failed += :failed_ on one job (progress: updated_at), built once."""
-    jobs = _table(Job)
+    jobs = table(Job)
     return (update(jobs).where(jobs.c.id == bindparam("job_id_"))
             .values(candidates_scored=jobs.c.candidates_scored + bindparam("scored_"),
                     candidates_failed=jobs.c.candidates_failed + bindparam("failed_"),

@@ -6,14 +6,14 @@ gets there first wins, the others see False and do nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, cast
+from typing import Callable
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from knas.jobspec import JobSpec
 from models import ACTIVE_STATES, Candidate, Job, Store, repository, utcnow
-from models.base import changed
+from models.base import changed, table
 from scorer.data import DATASETS, benchmark_datasets
 from scorer.proxies import PROXIES
 from scorer.seeding import candidate_seed
@@ -166,9 +166,8 @@ def create_job(store: Store, spec: JobSpec, owner: str | None = None, idempotenc
              "seed": candidate_seed(spec.seed, arch), "status": "pending", "generation": 0 if evolution else None}
             for arch in archs
         ]
-        candidates = cast(Table, Candidate.__table__)  # a Table; declarative types __table__ as FromClause
         for start in range(0, len(rows), 5000):
-            session.execute(candidates.insert(), rows[start : start + 5000])
+            session.execute(table(Candidate).insert(), rows[start : start + 5000])
         return job.id
 
 

@@ -13,15 +13,16 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import Table, and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 import scorer
 from knas.jobspec import BenchmarkStage, EvolutionCandidates, JobSpec, TrainStage
 from knas.result import CandidateSummary, Cut, ExportInfo, JobResult, NearTie, Retraining
 from models import RETRAIN, Candidate, Job, ScoreCacheEntry, Store, Training, Worker, repository, utcnow
+from models.base import table
 from models.clock import db_now
 from models.queries import top_k_winner
 from scorer.seeding import repeat_seed
@@ -302,8 +303,7 @@ def next_generation(store: Store, job_id: str) -> int:
             session.execute(update(Job).where(Job.id == job_id).values(generation=evolution.generations))
             log.warning("job %s: generation %d bred no new arch; scoring ends here", job_id, generation + 1)
             return 0
-        candidates = cast(Table, Candidate.__table__)  # a Table; declarative types __table__ as FromClause
-        session.execute(candidates.insert(), [
+        session.execute(table(Candidate).insert(), [
             {"job_id": job_id, "arch": child.arch, "arch_index": space.index(child.arch),
              "seed": scorer.candidate_seed(spec.seed, child.arch), "status": "pending",
              "generation": generation + 1, "parents": [ids[p] for p in child.parents]}

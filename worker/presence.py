@@ -20,6 +20,7 @@ from typing import Any, Callable
 from sqlalchemy import update
 
 from models import Store, Worker
+from models.base import upsert
 from models.clock import db_now
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,9 @@ def record(store: Store, name: str, *, hostname: str | None = None, device: str 
         values.setdefault("current_job", None)
     insert_values = {"name": name[:128], "hostname": (hostname or socket.gethostname())[:128],
                      "device": (device or "unknown")[:64], "started_at": db_now(), **values}
-    from sqlalchemy.dialects import postgresql, sqlite
-
     with store.session() as session:
-        dialect = session.get_bind().dialect.name
-        stmt: postgresql.Insert | sqlite.Insert  # each dialect has its own ON CONFLICT
-        if dialect == "postgresql":
-            stmt = postgresql.insert(Worker).values(**insert_values)
-        elif dialect == "sqlite":
-            stmt = sqlite.insert(Worker).values(**insert_values)
-        else:  # pragma: no cover - the store supports these two
-            raise RuntimeError(f"no upsert for {dialect}")
-        session.execute(stmt.on_conflict_do_update(index_elements=[Worker.name], set_=values))
+        session.execute(upsert(session, Worker).values(**insert_values)
+                        .on_conflict_do_update(index_elements=[Worker.name], set_=values))
 
 
 def set_current_job(store: Store, name: str, job_id: str, device: str | None = None) -> None:

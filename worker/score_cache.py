@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from sqlalchemy import delete, func, select, update
 
 from models import ScoreCacheEntry, Store, utcnow
-from models.base import changed
+from models.base import changed, upsert
 
 
 def key(*, space: str, arch: str, data: str, probe_size: int, probe_seed: int, init_seed: int, repeat: int,
@@ -43,11 +43,7 @@ def lookup(store: Store, keys: Iterable[str]) -> dict[str, ScoreCacheEntry]:
 def insert(session, *, cache_key: str, space: str, arch: str, proxy: str, scores: dict[str, Any], params: int | None,
            seconds: float | None) -> None:
     """Store an entry unless one exists (inside the caller's transaction)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    statement: postgresql.Insert | sqlite.Insert = (  # each dialect has its own ON CONFLICT
-        postgresql.insert(ScoreCacheEntry) if session.bind.dialect.name == "postgresql" else sqlite.insert(ScoreCacheEntry))
-    session.execute(statement.values(
+    session.execute(upsert(session, ScoreCacheEntry).values(
         key=cache_key, space=space, arch=arch, proxy=proxy, scores=scores, params=params, seconds=seconds, hits=0,
         created_at=utcnow()).on_conflict_do_nothing(index_elements=["key"]))
 
