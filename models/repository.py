@@ -225,13 +225,21 @@ def release_stale_training(session: Session, training_id: int, attempt: int, lea
         .values(status="pending").execution_options(synchronize_session=False)) == 1
 
 
+def unswept(lease_seconds: float):
+    """A job no sweep re-enqueued within the lease, by the database's clock."""
+    return or_(Job.swept_at.is_(None), Job.swept_at < db_ago(lease_seconds))
+
+
+def idle(lease_seconds: float):
+    """A job with neither progress nor a sweep within the lease: its work may be lost."""
+    return and_(Job.updated_at < db_ago(lease_seconds), unswept(lease_seconds))
+
+
 def claim_sweep(session: Session, job_id: str, status: str, lease_seconds: float, need_idle: bool = True) -> bool:
-    """Take this lease period's re-enqueue of a job: exactly one sweeper wins, and only if still idle
-    (no progress and no sweep for `lease_seconds`; `need_idle=False`: no sweep only)."""
-    cutoff = db_ago(lease_seconds)
-    conditions = [Job.id == job_id, Job.status == status, or_(Job.swept_at.is_(None), Job.swept_at < cutoff)]
-    if need_idle:
-        conditions.append(Job.updated_at < cutoff)
+    """Take this lease period's re-enqueue of a job: exactly one sweeper wins, and only if still `idle`
+    (`need_idle=False`: `unswept` only)."""
+    conditions = [Job.id == job_id, Job.status == status,
+                  idle(lease_seconds) if need_idle else unswept(lease_seconds)]
     return changed(session,
         update(Job).where(and_(*conditions))
         .values(swept_at=db_now(), updated_at=Job.updated_at)  # a sweep is not progress: keep the stall clock

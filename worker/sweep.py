@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from models import OPEN_TRAINING_STATES, STARTED_STATES, Candidate, CandidateState, Job, JobState, Store, Training, TrainingState, Worker, repository
 from models.clock import db_ago, db_now
@@ -230,13 +230,12 @@ def _last_worker(store: Store, job_id: str, status: str) -> str:
 def _jobs(store: Store, status: str, lease_seconds: float) -> list[tuple[str, int, datetime, bool, bool]]:
     """(id, priority, updated_at, idle, unswept) of the jobs in `status`, by the database's clock: `unswept`
     = not swept within the lease, `idle` = that and no progress within it either. Only a hint of
-    what to claim: `_claim` re-checks it in the claim's own UPDATE."""
-    cutoff = db_ago(lease_seconds)
-    unswept = or_(Job.swept_at.is_(None), Job.swept_at < cutoff)
+    what to claim: `_claim` re-checks the same rules (repository.idle / unswept) in the claim's own UPDATE."""
     with store.session() as session:
-        return [(job_id, priority, updated_at, bool(idle), bool(not_swept)) for job_id, priority, updated_at, idle, not_swept
+        return [(job_id, priority, updated_at, bool(idle), bool(unswept)) for job_id, priority, updated_at, idle, unswept
                 in session.execute(
-                    select(Job.id, Job.priority, Job.updated_at, and_(Job.updated_at < cutoff, unswept), unswept)
+                    select(Job.id, Job.priority, Job.updated_at, repository.idle(lease_seconds),
+                           repository.unswept(lease_seconds))
                     .where(Job.status == status).order_by(Job.priority.desc(), Job.created_at)).all()]
 
 
