@@ -5,8 +5,7 @@ resolved lazily so `import scorer.spaces` (what the API uses) stays torch-free.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from .registry import lazy_exports
 
 __version__ = "0.1.0"  # recorded with every stored score
 
@@ -25,11 +24,7 @@ _EXPORTS = {
     "score_arch": "scorer.scoring",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'scorer' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

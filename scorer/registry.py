@@ -10,7 +10,7 @@ Duplicate names are refused; an unknown name fails with a message that lists wha
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Callable, Generic, Iterator, Protocol, TypeVar
+from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar
 
 
 class UnknownNameError(ValueError):
@@ -42,6 +42,19 @@ def resolve(reference: str) -> object:
     for part in attribute.split("."):
         target = getattr(target, part)
     return target
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's module-level `__getattr__` that imports `exports[name]` (a module) on first access of
+    `name`: how `scorer`, `scorer.data` and `scorer.proxies` offer their torch-side names without
+    importing torch when the package itself is imported."""
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 class Registry(Generic[M, T]):

@@ -12,10 +12,7 @@ ever downloaded.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
-from ..registry import UnknownNameError
+from ..registry import UnknownNameError, lazy_exports
 from .base import (
     DATA_DIR_ENV,
     SPLITS,
@@ -28,7 +25,8 @@ from .base import (
 )
 from .registry import DATASETS, benchmark_datasets
 
-_TORCH_EXPORTS = {"load_split", "probe_batch", "clear_cache", "normalise"}  # in scorer.data.loading
+__getattr__ = lazy_exports(__name__, dict.fromkeys(("load_split", "probe_batch", "clear_cache", "normalise"),
+                                                  f"{__name__}.loading"))
 
 
 def get_dataset(name: str) -> Dataset:
@@ -43,12 +41,6 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def list_datasets() -> list[str]:
     return DATASETS.names()
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TORCH_EXPORTS:
-        return getattr(import_module(f"{__name__}.loading"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -7,15 +7,15 @@ resolved lazily, as `scorer/__init__.py` does.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..registry import lazy_exports
 from .registry import PROXIES, ProxyInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import Proxy
 
-_TORCH_EXPORTS = {"Proxy", "per_sample_batchnorm"}  # in scorer.proxies.base
+__getattr__ = lazy_exports(__name__, dict.fromkeys(("Proxy", "per_sample_batchnorm"), f"{__name__}.base"))
 _READY: dict[str, "Proxy"] = {}  # canonical name -> its Proxy, built once: an alias gives the same object
 
 
@@ -36,12 +36,6 @@ def proxy_info(name: str) -> ProxyInfo:
 
 def list_proxies() -> list[str]:
     return PROXIES.names()
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TORCH_EXPORTS:
-        return getattr(import_module(f"{__name__}.base"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["PROXIES", "Proxy", "ProxyInfo", "get_proxy", "list_proxies", "per_sample_batchnorm", "proxy_info"]
