@@ -30,8 +30,7 @@ from models import Job, Store
 
 from . import flow, presence
 from .celery_app import app
-from .celeryconfig import broker_priority
-from .celeryconfig import FOLLOW_UP_PUBLISH_RETRY
+from .celeryconfig import FOLLOW_UP_PUBLISH_RETRY, broker_priority
 from .flow import Message
 from .retry import TRANSIENT, retryable
 from .runtime import Runtime
