@@ -37,13 +37,6 @@ SPACES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "nats-tss": ("tss", "NATS-tss-v1_0-3ffb9-simple", ("12", "200")),
     "nats-sss": ("sss", "NATS-sss-v1_0-50262-simple", ("01", "12", "90")),
 }
-# our dataset name -> benchmark dataset name
-DATASETS: dict[str, str] = {
-    "cifar10": "cifar10",
-    "cifar100": "cifar100",
-    "imagenet16-120": "ImageNet16-120",
-}
-
 PathLike = Union[str, Path]
 
 
@@ -177,6 +170,16 @@ def _acc(info: dict, key: str, arch: str, bench_dataset: str) -> float:
     return float(value)
 
 
+def _benchmark_name(dataset: str) -> str:
+    """NATS-Bench's name for our `dataset` (its registry entry's `benchmark_name`); ValueError otherwise."""
+    from scorer.data import DATASETS, benchmark_datasets  # the torch-free registry
+
+    info = DATASETS.info(dataset) if dataset in DATASETS else None
+    if info is None or info.name != dataset or info.benchmark_name is None:
+        raise ValueError(f"benchmark mode supports only {', '.join(benchmark_datasets())}; got dataset {dataset!r}")
+    return info.benchmark_name
+
+
 def lookup(
     space: str,
     arch: str,
@@ -193,13 +196,9 @@ def lookup(
     from the same entry (x-valid and x-test halves of the original test set).
     """
     _space(space)
-    if dataset not in DATASETS:
-        raise ValueError(
-            f"benchmark mode supports only {', '.join(DATASETS)}; got dataset {dataset!r}"
-        )
+    bench_dataset = _benchmark_name(dataset)
     hp = _normalize_hp(space, hp)
     directory = find_benchmark(space, benchmark_dir)
-    bench_dataset = DATASETS[dataset]
     with _API_LOCK:
         api = _load_api(space, str(directory))
         index = api.query_index_by_arch(arch)

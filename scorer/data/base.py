@@ -37,7 +37,12 @@ class DatasetInfo:
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
     files: tuple[str, ...] = ()  # paths under the data directory that must all exist (when not embedded)
-    benchmark: bool = False  # NATS-Bench has trained every arch on it (final.mode "benchmark")
+    benchmark_name: str | None = None  # NATS-Bench's name for it, where NATS-Bench trained every arch on it
+
+    @property
+    def benchmark(self) -> bool:
+        """Whether final.mode "benchmark" can look its accuracies up (scorer/benchmark.py)."""
+        return self.benchmark_name is not None
 
     def present(self, data_dir: Path | None) -> bool:
         """Whether a job on it would find its files under `data_dir` (without reading them)."""

@@ -25,7 +25,7 @@ DATASETS.add(DatasetInfo(
     mean=_CIFAR10_MEAN,
     std=_CIFAR10_STD,
     files=tuple(f"cifar-10-batches-py/{n}" for n in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]),
-    benchmark=True,
+    benchmark_name="cifar10",
 ), "scorer.data.cifar:CIFAR10", "cifar-10")
 
 DATASETS.add(DatasetInfo(
@@ -37,7 +37,7 @@ DATASETS.add(DatasetInfo(
     mean=(0.5071, 0.4865, 0.4409),
     std=(0.2673, 0.2564, 0.2762),
     files=("cifar-100-python/train", "cifar-100-python/test"),
-    benchmark=True,
+    benchmark_name="cifar100",
 ), "scorer.data.cifar:CIFAR100", "cifar-100")
 
 DATASETS.add(DatasetInfo(
@@ -74,7 +74,7 @@ DATASETS.add(DatasetInfo(
     mean=(122.68 / 255, 116.66 / 255, 104.01 / 255),
     std=(63.22 / 255, 61.26 / 255, 65.09 / 255),
     files=tuple(f"ImageNet16/{n}" for n in [*(f"train_data_batch_{i}" for i in range(1, 11)), "val_data"]),
-    benchmark=True,
+    benchmark_name="ImageNet16-120",
 ), "scorer.data.imagenet16:IMAGENET16", "imagenet16")
 
 DATASETS.add(DatasetInfo(

@@ -160,7 +160,7 @@ def test_arch_string_unknown_to_the_benchmark(bench_root: Path):
         lookup("nats-tss", "|conv_7x7~0|+|none~0|none~1|+|none~0|none~1|none~2|", "cifar10", bench_root)
 
 
-@pytest.mark.parametrize("dataset", ["digits", "synthetic", "ImageNet16-120"])
+@pytest.mark.parametrize("dataset", ["digits", "synthetic", "ImageNet16-120", "cifar-10"])  # an alias too: canonical names only
 def test_datasets_outside_the_benchmark(bench_root: Path, dataset: str):
     with pytest.raises(ValueError, match="cifar10, cifar100, imagenet16-120"):
         lookup("nats-tss", TSS_ARCH_0, dataset, bench_root)

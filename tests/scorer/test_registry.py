@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from scorer.data import DATASETS, DatasetInfo, DatasetNotFoundError, benchmark_datasets, load_split, probe_batch
+from scorer.data import DATASETS, DatasetInfo, DatasetNotFoundError, load_split, probe_batch
 from scorer.proxies import PROXIES, ProxyInfo, get_proxy
 from scorer.registry import Registry, UnknownNameError
 from tests.support.paths import REPO, SHARED_DATA
@@ -120,12 +120,6 @@ def test_every_dataset_resolves_to_a_loader_that_matches_its_metadata(name, tmp_
     x, y = load_split(name, "valid", data_dir)
     assert tuple(x.shape[1:]) == info.in_shape and x.dtype == torch.float32
     assert y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) < info.num_classes
-
-
-def test_benchmark_flags_are_the_datasets_the_benchmark_knows():
-    from scorer.benchmark import DATASETS as BENCHMARK
-
-    assert benchmark_datasets() == sorted(BENCHMARK)
 
 
 # ---------------------------------------------------------------- the Registry itself
